@@ -1,0 +1,52 @@
+"""The Celery app shared by web (sends jobs) and worker (runs them): Redis broker and result
+backend, JSON only, at-least-once delivery."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from common.settings import Settings, get_settings
+
+TASK_NAME = "smolvlm2.run_job"
+QUEUE = "smolvlm2"
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    s = settings or get_settings()
+    app = Celery("smolvlm2", broker=s.redis_url, backend=s.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],  # a pickled message is rejected, never loaded
+        result_accept_content=["json"],
+        task_default_queue=QUEUE,
+        task_acks_late=True,  # a job is acknowledged only once it has an answer
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_soft_time_limit=s.job_time_limit,
+        task_time_limit=s.job_hard_time_limit,
+        result_expires=s.result_ttl,
+        result_extended=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        # Fail fast when Redis is away: the web says so in Russian instead of hanging.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        broker_transport_options={
+            # Safety net above the hard limit, so a running job is never handed out twice;
+            # a dead worker's job is restored much sooner by the liveness reaper (worker/liveness.py).
+            "visibility_timeout": s.job_hard_time_limit + 60,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": 3,
+        },
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        redis_socket_connect_timeout=3,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+

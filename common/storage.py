@@ -1,0 +1,122 @@
+"""The shared media volume: uploads in, result files out, nothing read outside its directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from common.errors import MediaError
+from common.schemas import MediaKind, MediaRef
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".webm", ".mkv"}
+SUPPORTED_HINT = "изображения (JPG, PNG, WebP, BMP, GIF, TIFF) и видео (MP4, MOV, WebM, MKV)"
+
+
+def media_kind_for(name: str) -> MediaKind:
+    ext = Path(name).suffix.lower()
+    if ext in IMAGE_EXTS:
+        return MediaKind.image
+    if ext in VIDEO_EXTS:
+        return MediaKind.video
+    shown = f"«{ext}»" if ext else "без расширения"
+    raise MediaError(f"Неподдерживаемый тип файла ({shown}). Поддерживаются {SUPPORTED_HINT}.")
+
+
+def _inside(base: Path, candidate: Path) -> Path:
+    base = base.resolve()
+    resolved = candidate.resolve()
+    if resolved != base and not resolved.is_relative_to(base):
+        raise MediaError("Доступ запрещён: файл находится вне разрешённого каталога.")
+    return resolved
+
+
+class MediaStore:
+    """Uploads live under MEDIA_DIR/uploads, result files under RESULTS_DIR/<id>/."""
+
+    def __init__(self, media_dir: Path, results_dir: Path, max_upload_bytes: int) -> None:
+        self.media_dir = Path(media_dir)
+        self.results_dir = Path(results_dir)
+        self.max_upload_bytes = max_upload_bytes
+
+    def ensure_dirs(self) -> None:
+        (self.media_dir / "uploads").mkdir(parents=True, exist_ok=True)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+
+    def check_upload(self, src: Path, name: str | None = None) -> MediaKind:
+        kind = media_kind_for(name or src.name)
+        try:
+            size = src.stat().st_size
+        except OSError as exc:
+            raise MediaError("Не удалось прочитать загруженный файл. Загрузите его заново.") from exc
+        if size == 0:
+            raise MediaError("Файл пустой (0 байт). Загрузите другой файл.")
+        if size > self.max_upload_bytes:
+            limit = self.max_upload_bytes / (1024 * 1024)
+            raise MediaError(
+                f"Файл слишком большой: {size / (1024 * 1024):.1f} МБ при ограничении {limit:.0f} МБ."
+            )
+        return kind
+
+    def save_upload(self, src: Path, name: str | None = None) -> MediaRef:
+        """Copy an uploaded file into the media volume and return its reference."""
+        src = Path(src)
+        kind = self.check_upload(src, name)
+        self.ensure_dirs()
+        rel = f"uploads/{uuid.uuid4().hex}{Path(name or src.name).suffix.lower()}"
+        dst = self.media_dir / rel
+        tmp = dst.with_name(dst.name + ".part")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)  # workers never see a half-written file
+        return MediaRef(path=rel, kind=kind)
+
+    def resolve(self, ref: MediaRef | str) -> Path:
+        rel = ref.path if isinstance(ref, MediaRef) else ref
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise MediaError("Доступ запрещён: файл находится вне разрешённого каталога.")
+        path = _inside(self.media_dir, self.media_dir / rel)
+        if not path.is_file():
+            raise MediaError("Файл не найден: возможно, он удалён по сроку хранения. Загрузите его заново.")
+        return path
+
+    def write_result(self, text: str, prefix: str = "ocr_result") -> Path:
+        """Write a UTF-8 text result as RESULTS_DIR/<random>/<prefix>_<YYYYMMDD_HHMMSS>.txt."""
+        folder = self.results_dir / uuid.uuid4().hex
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{prefix}_{datetime.now().strftime('%Y%m%d_%H%M%S')}.txt"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def is_result_file(self, path: Path) -> bool:
+        try:
+            _inside(self.results_dir, Path(path))
+        except MediaError:
+            return False
+        return Path(path).is_file()
+
+    def cleanup(self, ttl_seconds: float, now: float | None = None) -> int:
+        """Delete uploads and result files older than ttl_seconds; returns how many went."""
+        cutoff = (now if now is not None else time.time()) - ttl_seconds
+        removed = 0
+        for root in (self.media_dir / "uploads", self.results_dir):
+            if not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                try:
+                    if path.is_symlink() or path.is_file():
+                        if path.lstat().st_mtime < cutoff:
+                            path.unlink()
+                            removed += 1
+                    elif path.is_dir() and not any(path.iterdir()):
+                        path.rmdir()
+                except OSError:
+                    continue  # a concurrent cleanup got there first
+        return removed
+
+
+def store_from_settings(settings) -> MediaStore:
+    return MediaStore(settings.media_dir, settings.results_dir, settings.max_upload_bytes)

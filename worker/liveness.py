@@ -1,0 +1,123 @@
+"""A worker's background thread: heartbeat (state, model, device), redelivery of jobs held by
+dead workers, the hard time limit, and expiry of old media.
+
+Kombu restores an unacknowledged message only after the visibility timeout, which must stay above
+the job time limit. So each worker records the delivery tag of the job it runs; when a worker's
+heartbeat lapses, any live worker puts that job back at the head of the queue at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from common import events
+from common.schemas import WorkerInfo
+from common.storage import store_from_settings
+
+log = logging.getLogger(__name__)
+
+INFLIGHT_KEY = f"{events.PREFIX}:inflight"
+CLEANUP_EVERY_S = 600
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Liveness:
+    def __init__(self, app, settings, redis_client, runtime) -> None:
+        self.app, self.settings, self.redis, self.runtime = app, settings, redis_client, runtime
+        self.name = instance_name()
+        self.state = "loading"
+        self.job_id: str | None = None
+        self.job_started: float | None = None
+        self._tag: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="liveness", daemon=True)
+        self._last_cleanup = 0.0
+
+    @property
+    def ttl_s(self) -> float:
+        return self.settings.worker_heartbeat_s * 3
+
+    # ------------------------------------------------------------ called by the task
+
+    def job_started_(self, job_id: str, delivery_tag: str | None) -> None:
+        self.job_id, self.job_started, self._tag, self.state = job_id, time.time(), delivery_tag, "busy"
+        if delivery_tag:
+            record = {"instance": self.name, "job_id": job_id, "since": self.job_started}
+            self.redis.hset(INFLIGHT_KEY, delivery_tag, json.dumps(record))
+        self.beat()
+
+    def job_finished(self) -> None:
+        if self._tag:
+            self.redis.hdel(INFLIGHT_KEY, self._tag)
+        self.job_id = self.job_started = self._tag = None
+        self.state = "ready" if self.runtime.model is not None else "error"
+        self.beat()
+
+    # ------------------------------------------------------------ background
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            events.remove_heartbeat(self.redis, self.name)
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            pass
+
+    def beat(self) -> None:
+        rt = self.runtime
+        info = WorkerInfo(
+            name=self.name, model_id=rt.model_id, device=rt.device, dtype=rt.dtype_name,
+            state=self.state, job_id=self.job_id, error=rt.load_error,
+        )
+        events.publish_heartbeat(self.redis, info, self.ttl_s)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.worker_heartbeat_s):
+            try:
+                self.beat()
+                self.reap()
+                self._watchdog()
+                if time.monotonic() - self._last_cleanup > CLEANUP_EVERY_S:
+                    self._last_cleanup = time.monotonic()
+                    store_from_settings(self.settings).cleanup(self.settings.media_ttl_hours * 3600)
+            except Exception:
+                log.warning("liveness tick failed", exc_info=True)
+
+    def reap(self) -> int:
+        """Put back the jobs of workers whose heartbeat has lapsed; returns how many."""
+        restored = 0
+        for tag, raw in self.redis.hgetall(INFLIGHT_KEY).items():
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                rec = {}
+            instance = rec.get("instance", "")
+            if instance == self.name or self.redis.exists(events.worker_key(instance)):
+                continue
+            if time.time() - float(rec.get("since", 0)) < self.ttl_s:
+                continue  # just taken: its worker may not have beaten yet
+            with self.app.connection_for_write() as conn:
+                conn.default_channel.qos.restore_by_tag(tag)
+            self.redis.hdel(INFLIGHT_KEY, tag)
+            restored += 1
+            log.warning("job %s of dead worker %s put back on the queue", rec.get("job_id"), instance)
+        return restored
+
+    def _watchdog(self) -> None:
+        started = self.job_started
+        if started and time.time() - started > self.settings.job_hard_time_limit:
+            # Generation cannot be interrupted inside a forward pass: end the process; the job is
+            # redelivered and, past MAX_ATTEMPTS, answered with a message.
+            log.error("job %s exceeded the hard time limit: exiting", self.job_id)
+            os._exit(70)

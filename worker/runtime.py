@@ -1,0 +1,251 @@
+"""Owns the processor and the model: set up once per worker process, then predict many jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.errors import UserError
+from common.schemas import ChatRequest, FrameInfo, MediaKind, OcrRequest, RegionRequest
+from common.settings import Settings
+from worker import media, prompts
+from worker.postprocess import clean_answer, clean_ocr, find_cycle
+
+log = logging.getLogger(__name__)
+
+CPU_VIDEO_FRAMES = 8  # the processor's 64 frames cost > 60 s of prefill on 2 CPU cores
+TIMEOUT_MESSAGE = "Превышено время обработки ({limit} с). Попробуйте более короткое видео или вопрос."
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(requested: str) -> tuple[str, str | None]:
+    """The device to use and, where the request cannot be honoured, a warning."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if requested == "cuda" and not has_cuda:
+        return "cpu", "MODEL_DEVICE=cuda, но GPU недоступен: модель запущена на CPU."
+    if requested == "auto":
+        return ("cuda" if has_cuda else "cpu"), None
+    return requested, None
+
+
+def resolve_dtype(device: str, requested: str):
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def load_failure_message(model_id: str, offline: bool, hf_home: str | None) -> str:
+    where = hf_home or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+    if offline:
+        return (
+            f"Модель «{model_id}» не найдена в локальном кэше ({where}), а загрузка отключена "
+            "(HF_HUB_OFFLINE=1). Запустите обработчик один раз с HF_HUB_OFFLINE=0 и доступом в "
+            "интернет, чтобы скачать веса, затем снова включите офлайн-режим."
+        )
+    return (
+        f"Не удалось загрузить модель «{model_id}»: проверьте идентификатор модели и доступ к "
+        f"Hugging Face Hub (кэш: {where})."
+    )
+
+
+@dataclass
+class Prediction:
+    answer: str
+    prompt_tokens: int
+    generated_tokens: int
+    first_token_at: float | None
+    frames: list[FrameInfo] = field(default_factory=list)
+
+
+class JobTimeout(UserError):
+    pass
+
+
+class _Streamer:
+    """Receives new tokens from generate(), publishes the text so far, enforces the soft limit."""
+
+    def __init__(self, tokenizer, on_text, deadline: float, limit_s: int) -> None:
+        self.tokenizer, self.on_text = tokenizer, on_text
+        self.deadline, self.limit_s = deadline, limit_s
+        self.ids: list[int] = []
+        self.first_token_at: float | None = None
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:  # generate() first hands over the prompt
+            self._prompt_seen = True
+            return
+        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
+        if self.first_token_at is None:
+            self.first_token_at = time.time()
+        if self.on_text is not None:
+            self.on_text(self.tokenizer.decode(self.ids, skip_special_tokens=True), len(self.ids))
+
+    def end(self) -> None:
+        pass
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model_id = settings.smolvlm2_model_id
+        self.processor = None
+        self.model = None
+        self.device = "cpu"
+        self.dtype_name = ""
+        self.load_error: str | None = None
+        self._last_attempt = 0.0
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self) -> bool:
+        """Load processor and model; on failure keep the Russian reason and serve it per job."""
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self._last_attempt = time.monotonic()
+        s = self.settings
+        if s.torch_threads:
+            torch.set_num_threads(s.torch_threads)
+        self.device, warning = resolve_device(s.model_device)
+        if warning:
+            log.warning(warning)
+        dtype = resolve_dtype(self.device, s.model_dtype)
+        self.dtype_name = str(dtype).removeprefix("torch.")
+        t0 = time.perf_counter()
+        try:
+            processor = AutoProcessor.from_pretrained(self.model_id)
+            model = AutoModelForImageTextToText.from_pretrained(
+                self.model_id, dtype=dtype, attn_implementation="sdpa"
+            )
+        except (OSError, ValueError) as exc:
+            self.load_error = load_failure_message(self.model_id, s.hf_hub_offline, s.hf_home)
+            log.error("model load failed: %s", exc)
+            return False
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        self.load_error = None
+        log.info("model %s loaded on %s (%s) in %.1fs", self.model_id, self.device, self.dtype_name,
+                 time.perf_counter() - t0)
+        return True
+
+    def ensure_ready(self) -> None:
+        if self.model is None and time.monotonic() - self._last_attempt > 30:
+            self.setup()  # the weights may have arrived in the cache since
+        if self.model is None:
+            raise UserError(self.load_error or load_failure_message(
+                self.model_id, self.settings.hf_hub_offline, self.settings.hf_home))
+
+    # ------------------------------------------------------------ helpers
+
+    def _splitting(self, kind: str) -> bool:
+        mode = self.settings.image_splitting
+        if mode != "auto":
+            return mode == "on"
+        return self.device == "cuda" or kind == "ocr"
+
+    def video_frame_limit(self) -> int:
+        if self.settings.video_max_frames:
+            return self.settings.video_max_frames
+        default = int(getattr(self.processor.video_processor, "num_frames", 64) or 64)
+        return default if self.device == "cuda" else min(default, CPU_VIDEO_FRAMES)
+
+    def _video_longest_edge(self) -> int:
+        vp = self.processor.video_processor
+        size = getattr(vp, "video_sampling", None) or {}
+        size = size.get("video_size") if isinstance(size, dict) else None
+        size = size or getattr(vp, "size", None) or {}
+        return int(size.get("longest_edge", 512)) if isinstance(size, dict) else 512
+
+    def _inputs(self, messages: list[dict], images=None, video: media.VideoFrames | None = None,
+                splitting: bool = True) -> dict:
+        from transformers.video_utils import VideoMetadata
+
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        kwargs: dict = {"text": [text], "return_tensors": "pt"}
+        if images is not None:
+            kwargs.update(images=[images], do_image_splitting=splitting)
+        if video is not None:
+            h, w = video.frames[0].shape[:2]
+            meta = VideoMetadata(
+                total_num_frames=video.total_frames, fps=video.fps, width=w, height=h,
+                duration=video.duration, video_backend="pyav", frames_indices=video.indices,
+            )
+            kwargs.update(videos=[video.frames], video_metadata=[meta], do_sample_frames=False)
+        return self.processor(**kwargs)
+
+    def _generate(self, inputs, max_new_tokens: int, on_text, deadline: float,
+                  loop_guard: bool) -> tuple[str, int, int, float | None]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        streamer = _Streamer(self.processor.tokenizer, on_text, deadline, self.settings.job_time_limit)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kw):
+                if time.time() > deadline:
+                    raise JobTimeout(TIMEOUT_MESSAGE.format(limit=streamer.limit_s))
+                return bool(loop_guard and find_cycle(streamer.ids, max_period=32, min_repeats=4))
+
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Stop()]),
+            )
+        new = out[0, prompt_tokens:]
+        text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
+        return text, prompt_tokens, int(new.shape[0]), streamer.first_token_at
+
+    # ------------------------------------------------------------ jobs
+
+    def predict(self, req: ChatRequest | OcrRequest | RegionRequest, path: Path, on_text=None,
+                started_at: float | None = None) -> Prediction:
+        self.ensure_ready()
+        s = self.settings
+        deadline = (started_at or time.time()) + s.job_time_limit
+        limit = min(req.max_new_tokens or s.max_new_tokens, s.max_new_tokens)
+        frames: list[FrameInfo] = []
+        if req.media.kind == MediaKind.video:
+            if req.kind != "chat":
+                raise UserError("Для этой вкладки нужно изображение, а не видео.")
+            video = media.decode_video(
+                path, target_fps=float(getattr(self.processor.video_processor, "fps", 1) or 1),
+                max_frames=self.video_frame_limit(), max_seconds=s.max_video_seconds,
+                longest_edge=self._video_longest_edge(),
+            )
+            pairs = zip(video.indices, video.timestamps, strict=True)
+            frames = [FrameInfo(index=i, timestamp=round(t, 3)) for i, t in pairs]
+            inputs = self._inputs(prompts.chat_messages(MediaKind.video, req.history, req.question), video=video)
+        else:
+            image = media.load_image(path, s.max_image_pixels)
+            if req.kind == "chat":
+                messages = prompts.chat_messages(MediaKind.image, req.history, req.question)
+            elif req.kind == "ocr":
+                messages = prompts.ocr_messages()
+            else:
+                image = media.crop_with_margin(image, req.box.as_tuple())
+                messages = prompts.region_messages()
+            inputs = self._inputs(messages, images=[image], splitting=self._splitting(req.kind))
+        text, n_prompt, n_new, first = self._generate(inputs, limit, on_text, deadline, loop_guard=True)
+        answer = clean_ocr(text) if req.kind == "ocr" else clean_answer(text)
+        return Prediction(answer, n_prompt, n_new, first, frames)

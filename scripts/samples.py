@@ -55,7 +55,7 @@ def video(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int, int]
         stream.options = {"g": str(gop or fps * 2), "preset": "ultrafast", "tune": "zerolatency"}
         astream = out.add_stream("aac", rate=16000) if audio else None
         n = max(1, round(seconds * fps))
-        ys, xs = np.mgrid[0:h, 0:w]
+        xs = np.mgrid[0:h, 0:w][1]
         for i in range(n):
             frame = np.zeros((h, w, 3), np.uint8)
             frame[..., 0] = (xs * 255 // max(1, w - 1)).astype(np.uint8)
@@ -71,7 +71,7 @@ def video(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int, int]
     return path
 
 
-def _write_tone(out, stream, seconds: float) -> None:  # noqa: ANN001
+def _write_tone(out, stream, seconds: float) -> None:
     rate = 16000
     t = np.arange(int(rate * seconds)) / rate
     samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)

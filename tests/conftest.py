@@ -25,32 +25,30 @@ def test_model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):  # noqa: ANN001, ANN201
+def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def stack_dirs(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
-    root = tmp_path_factory.mktemp("stack")
-    dirs = {"media": root / "media", "results": root / "results"}
+def make_settings(redis_url: str, root: Path, model: Path, **overrides) -> Settings:
+    """Settings for a test stack rooted at root (media and results dirs are created)."""
+    dirs = {"media_dir": root / "media", "results_dir": root / "results"}
     for d in dirs.values():
-        d.mkdir()
-    return dirs
+        d.mkdir(parents=True, exist_ok=True)
+    values = dict(redis_url=redis_url, smolvlm2_model_id=str(model), max_new_tokens=12, queue_wait_timeout=60)
+    values.update(dirs)
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
-def settings(redis_server, stack_dirs, test_model) -> Settings:  # noqa: ANN001
-    return Settings(
-        _env_file=None, redis_url=redis_server.url, media_dir=stack_dirs["media"],
-        results_dir=stack_dirs["results"], smolvlm2_model_id=str(test_model), max_new_tokens=12,
-        queue_wait_timeout=60,
-    )
+def settings(redis_server, tmp_path_factory, test_model) -> Settings:
+    return make_settings(redis_server.url, tmp_path_factory.mktemp("stack"), test_model)
 
 
 @pytest.fixture(scope="session")
-def store(settings) -> MediaStore:  # noqa: ANN001
+def store(settings) -> MediaStore:
     s = MediaStore(settings.media_dir, settings.results_dir, settings.max_upload_bytes)
     s.ensure_dirs()
     return s
@@ -77,14 +75,14 @@ def start_worker(settings: Settings, name: str = "worker", **extra: str) -> Serv
 
 
 @pytest.fixture(scope="session")
-def worker(settings):  # noqa: ANN001, ANN201
+def worker(settings):
     svc = start_worker(settings)
     yield svc
     svc.stop()
 
 
 @pytest.fixture(scope="session")
-def client(settings, worker):  # noqa: ANN001, ANN201
+def client(settings, worker):
     from web.jobs import JobClient
 
     return JobClient(settings)

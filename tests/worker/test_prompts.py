@@ -4,7 +4,8 @@ from worker import prompts
 
 def test_first_question_carries_the_media():
     msgs = prompts.chat_messages(MediaKind.image, [], "What colour is the car?")
-    assert msgs == [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour is the car?"}]}]
+    text = {"type": "text", "text": "What colour is the car?"}
+    assert msgs == [{"role": "user", "content": [{"type": "image"}, text]}]
 
 
 def test_history_is_replayed_with_media_only_once():

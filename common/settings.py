@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     video_max_frames: int = Field(default=0, ge=0)  # 0: the model's processor default (CPU: 8)
     max_question_chars: int = Field(default=2000, gt=0)
     max_history_turns: int = Field(default=20, ge=0)
-    job_time_limit: int = Field(default=300, gt=0)  # soft limit, seconds
+    job_time_limit: float = Field(default=300, gt=0)  # soft limit, seconds
     queue_wait_timeout: int = Field(default=600, gt=0)  # no worker took the job: give up
     result_ttl: int = Field(default=3600, gt=0)
     media_ttl_hours: float = Field(default=24, gt=0)
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         return v.strip().lower() if isinstance(v, str) else v
 
     @property
-    def job_hard_time_limit(self) -> int:
+    def job_hard_time_limit(self) -> float:
         return self.job_time_limit + 30
 
     @property

@@ -79,7 +79,7 @@ class Service:
 
     def start(self) -> Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "wb")  # a fresh log per start: tests read it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -78,14 +78,26 @@ class JobTimeout(UserError):
 
 
 class _Streamer:
-    """Receives new tokens from generate(), publishes the text so far, enforces the soft limit."""
+    """Receives new tokens from generate() and publishes the text so far.
 
-    def __init__(self, tokenizer, on_text, deadline: float, limit_s: int) -> None:
+    Decoding is incremental: text is committed once it ends on a whole character, and only the
+    tokens after that point are decoded again, so a long answer costs O(n), not O(n²)."""
+
+    def __init__(self, tokenizer, on_text) -> None:
         self.tokenizer, self.on_text = tokenizer, on_text
-        self.deadline, self.limit_s = deadline, limit_s
         self.ids: list[int] = []
         self.first_token_at: float | None = None
         self._prompt_seen = False
+        self._committed = ""
+        self._offset = 0
+
+    def text(self) -> str:
+        tail = self.tokenizer.decode(self.ids[self._offset :], skip_special_tokens=True)
+        if tail and not tail.endswith("\ufffd") and len(self.ids) - self._offset >= 8:
+            self._committed += tail
+            self._offset = len(self.ids)
+            return self._committed
+        return self._committed + tail
 
     def put(self, value) -> None:
         if not self._prompt_seen:  # generate() first hands over the prompt
@@ -95,7 +107,7 @@ class _Streamer:
         if self.first_token_at is None:
             self.first_token_at = time.time()
         if self.on_text is not None:
-            self.on_text(self.tokenizer.decode(self.ids, skip_special_tokens=True), len(self.ids))
+            self.on_text(self.text(), len(self.ids))
 
     def end(self) -> None:
         pass
@@ -195,12 +207,13 @@ class Runtime:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        streamer = _Streamer(self.processor.tokenizer, on_text, deadline, self.settings.job_time_limit)
+        streamer = _Streamer(self.processor.tokenizer, on_text)
+        limit_s = self.settings.job_time_limit
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kw):
                 if time.time() > deadline:
-                    raise JobTimeout(TIMEOUT_MESSAGE.format(limit=streamer.limit_s))
+                    raise JobTimeout(TIMEOUT_MESSAGE.format(limit=f"{limit_s:g}"))
                 return bool(loop_guard and find_cycle(streamer.ids, max_period=32, min_repeats=4))
 
         inputs = inputs.to(self.device)

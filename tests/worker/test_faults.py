@@ -7,6 +7,7 @@ import time
 import pytest
 
 from common import events
+from common.queue import TASK_NAME
 from common.schemas import ChatRequest, JobStatus, OcrRequest
 from common.storage import MediaStore
 from scripts import samples
@@ -26,8 +27,14 @@ def stack(tmp_path_factory, test_model):
     server = RedisServer(root / "redis").start()
     settings = make_settings(server.url, root, test_model)
     store = MediaStore(settings.media_dir, settings.results_dir, settings.max_upload_bytes)
-    yield settings, JobClient(settings), store
+    client = JobClient(settings)
+    client.server = server  # for the Redis-down test
+    yield settings, client, store
     server.stop()
+
+
+def stack_server(stack) -> RedisServer:
+    return stack[1].server
 
 
 def _wait_started(client, job_id: str, timeout: float = 30) -> str:
@@ -85,3 +92,104 @@ def test_missing_model_offline_fails_jobs_with_a_remedy(stack, tmp_path):
         assert "GPU недоступен" in log  # MODEL_DEVICE=cuda on a machine without one: warned, CPU used
     finally:
         svc.stop()
+
+
+class _Evil:
+    """Unpickling this creates a marker file: proof that a pickled message was never loaded."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def _ok_job(client, store, tmp_path) -> None:
+    ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
+    res = client.run(ChatRequest(media=ref, question="What is this?", max_new_tokens=4))
+    assert res.status == JobStatus.ok, res.error
+
+
+def test_pickled_message_is_rejected_and_never_loaded(stack, tmp_path):
+    settings, client, store = stack
+    svc = start_worker(settings, name="pickle")
+    try:
+        marker = tmp_path / "pwned"
+        client.app.send_task(TASK_NAME, args=[_Evil(str(marker))], task_id="evil", serializer="pickle",
+                             queue=client.app.conf.task_default_queue)
+        wait_for(lambda: "disallowed" in svc.log_tail(200).lower(), 20, "the worker refusing pickle")
+        assert not marker.exists()
+        assert client.app.backend.get_task_meta("evil")["status"] == "PENDING"
+        assert client.redis.llen(client.app.conf.task_default_queue) == 0  # dropped, not requeued forever
+        _ok_job(client, store, tmp_path)  # still serving
+    finally:
+        svc.stop()
+
+
+def test_time_limit_gives_a_russian_message_and_the_worker_goes_on(stack, tmp_path):
+    settings, client, store = stack
+    svc = start_worker(settings, name="slow", JOB_TIME_LIMIT="1", MAX_NEW_TOKENS="100000", MODEL_DTYPE="float32")
+    try:
+        ref = store.save_upload(samples.text_image(tmp_path / "t.png"))
+        res = client.run(ChatRequest(media=ref, question="Describe.", max_new_tokens=100000))
+        assert res.status == JobStatus.error and "Превышено время обработки (1 с)" in res.error
+        assert res.processing_s < 5
+        _ok_job(client, store, tmp_path)
+        assert svc.alive
+    finally:
+        svc.stop()
+
+
+def test_no_worker_the_job_waits_then_gets_a_message(stack, tmp_path):
+    _settings, client, store = stack
+    ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
+    req = ChatRequest(media=ref, question="What is this?")
+    client.submit(req)
+    updates = list(client.follow(req, queue_wait_s=1.5))
+    queued = [u for u in updates if u.state == "queued"]
+    assert queued and queued[0].position == 1 and queued[0].workers == 0
+    assert "Нет доступных обработчиков" in updates[-1].result.error
+    assert client.redis.llen(client.app.conf.task_default_queue) == 0  # withdrawn: no late surprise answer
+
+
+def test_restarting_workers_loses_and_repeats_nothing(stack, tmp_path):
+    settings, client, store = stack
+    ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
+    reqs = [ChatRequest(media=ref, question=f"Question {i}?") for i in range(6)]
+    for req in reqs:
+        client.submit(req)
+    first = start_worker(settings, name="first")
+    wait_for(lambda: client.app.backend.get_task_meta(reqs[1].job_id)["status"] == "SUCCESS", 30, "two answers")
+    first.stop()  # SIGTERM: warm shutdown while jobs are still queued
+    second = start_worker(settings, name="second")
+    try:
+        results = [next(u.result for u in client.follow(r) if u.result is not None) for r in reqs]
+        assert all(r.status == JobStatus.ok for r in results), [r.error for r in results]
+        assert len({r.job_id for r in results}) == 6
+        for req in reqs:  # each job ran exactly once
+            assert int(client.redis.get(attempts_key(req.job_id))) == 1
+            started = [e for e in events.read_events(client.redis, req.job_id, "0", 10) if e.type == "started"]
+            assert len(started) == 1
+    finally:
+        second.stop()
+
+
+def test_redis_down_is_a_russian_message_and_recovers(stack, tmp_path):
+    from common.errors import QueueUnavailable
+
+    _settings, client, store = stack
+    ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
+    server = stack_server(stack)
+    server.stop()
+    try:
+        with pytest.raises(QueueUnavailable, match="Очередь недоступна"):
+            client.submit(ChatRequest(media=ref, question="What is this?"))
+        with pytest.raises(QueueUnavailable):
+            client.workers()
+    finally:
+        server.start()
+    client.submit(ChatRequest(media=ref, question="What is this?"))  # reconnects by itself
+    assert client.queue_length() == 1
+    client.redis.delete(client.app.conf.task_default_queue)

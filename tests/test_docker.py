@@ -240,6 +240,14 @@ def test_volumes(resolved, project: Path) -> None:
         assert svc["environment"]["RESULTS_DIR"].startswith("/data/media/"), "results must be on the shared volume"
 
 
+def test_redis_keeps_the_queue_across_restarts(resolved, project: Path) -> None:
+    redis = resolved(cwd=project)["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    data = [v for v in redis.get("volumes") or [] if v["target"] == "/data"]
+    assert data and data[0]["type"] == "volume", "the AOF must live on a named volume"
+
+
 def test_environment_passthrough(resolved, project: Path) -> None:
     wanted = {"SMOLVLM2_MODEL_ID": MODEL_256M, "MODEL_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
     env = resolved(cwd=project, env=wanted)["services"]["worker"]["environment"]

@@ -1,0 +1,106 @@
+"""web.render: the Russian status lines built from queue updates, results and worker heartbeats."""
+
+import subprocess
+import sys
+
+from common.schemas import FrameInfo, JobResult, JobStatus, WorkerInfo
+from web import render
+from web.locale import SCRIPT, inject
+
+
+def result(**kw) -> JobResult:
+    base = dict(job_id="j", kind="chat", status=JobStatus.ok, answer="ok", queued_at=100.0, started_at=100.5,
+                first_token_at=101.0, finished_at=103.0, generated_tokens=11)
+    base.update(kw)
+    return JobResult(**base)
+
+
+def worker(name="w1", state="ready", **kw) -> WorkerInfo:
+    base = dict(name=name, model_id="HuggingFaceTB/SmolVLM2-2.2B-Instruct", device="cuda", dtype="bfloat16",
+                state=state)
+    base.update(kw)
+    return WorkerInfo(**base)
+
+
+def test_seconds_use_a_russian_decimal_comma():
+    assert render.seconds(1.234) == "1,2 с"
+    assert render.seconds(0) == "0,0 с"
+    assert render.seconds(42.4) == "42 с"
+    assert render.seconds(None) == "—"
+
+
+def test_queued_line():
+    assert render.queued_line(3, 2) == "В очереди: 3 · обработчиков: 2"
+    assert render.queued_line(0, 1) == "Задание передаётся обработчику… · обработчиков: 1"
+    line = render.queued_line(1, 0)
+    assert line.startswith("В очереди: 1 · обработчиков: 0") and "ни один обработчик не запущен" in line
+
+
+def test_done_line_has_wait_processing_and_speed():
+    line = render.done_line(result())
+    assert line == "Готово · ожидание в очереди: 0,5 с · обработка: 2,5 с · токенов: 11 (5,0 ток/с)"
+
+
+def test_done_line_for_a_video_counts_frames():
+    frames = [FrameInfo(index=i, timestamp=i / 2) for i in range(8)]
+    assert render.done_line(result(frames=frames)).endswith("· кадров видео: 8")
+
+
+def test_done_line_without_speed():
+    line = render.done_line(result(generated_tokens=1, first_token_at=None))
+    assert line.endswith("токенов: 1")
+    assert "ток/с" not in line
+
+
+def test_done_line_for_an_error_shows_the_workers_message():
+    msg = "Видео слишком длинное: 700 с при ограничении 600 с."
+    assert render.done_line(result(status=JobStatus.error, error=msg, answer="")) == f"{render.WARN} {msg}"
+
+
+def test_running_lines_by_kind():
+    assert render.running_line("chat") == "Обработчик генерирует ответ…"
+    assert render.running_line("ocr") == "Обработчик распознаёт текст…"
+    assert render.running_line("region") == "Обработчик описывает область…"
+
+
+def test_workers_line_none():
+    line = render.workers_line([])
+    assert line.startswith(render.WARN) and "Обработчики не запущены" in line
+
+
+def test_workers_line_model_device_and_states():
+    line = render.workers_line([worker("w1", "ready"), worker("w2", "busy"), worker("w3", "loading")])
+    assert line == ("Модель: `HuggingFaceTB/SmolVLM2-2.2B-Instruct` · устройство: cuda (bfloat16) · "
+                    "обработчиков: 3 (готов: 1, занят: 1, загружает модель: 1)")
+
+
+def test_workers_line_shows_a_load_error():
+    err = "Модель «x» не найдена в локальном кэше"
+    line = render.workers_line([worker("w1", "error", error=err, device="cpu", dtype="float32")])
+    assert "устройство: cpu (float32)" in line
+    assert "ошибка: 1" in line
+    assert f"Обработчик w1: {err}" in line
+
+
+def test_chat_messages():
+    msgs = render.chat_messages("/tmp/a.png", [["q1", "a1"]], pending="q2", partial="a2…")
+    assert msgs[0] == {"role": "user", "content": {"path": "/tmp/a.png"}}
+    assert [m["content"] for m in msgs[1:]] == ["q1", "a1", "q2", "a2…"]
+    assert render.chat_messages(None, [], pending="q")[-1]["content"] == "…"
+
+
+def test_the_web_never_imports_the_model_stack():
+    """web/ runs in an image without torch: importing all of it must not pull torch, transformers or worker."""
+    code = (
+        "import sys, web.__main__, web.app, web.handlers, web.locale, web.preview, web.render, web.validation\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'worker', 'av'})\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_locale_script_goes_first_in_head():
+    page = b"<!doctype html><html><head><meta charset='utf-8'><script src='app.js'></script></head></html>"
+    out = inject(page)
+    assert out.index(SCRIPT) < out.index(b"app.js") and out.count(SCRIPT) == 1
+    assert inject(b"{}") == b"{}"

@@ -1,0 +1,77 @@
+"""python -m web: the Gradio UI on APP_HOST:APP_PORT. It never loads the model: jobs go to the workers
+through Redis. Files are served only from RESULTS_DIR (plus Gradio's own upload cache)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+log = logging.getLogger("web")
+
+SAMPLES = {"text": "text.png", "scene": "scene.png", "clip": "clip.mp4"}
+MAX_THREADS = 256  # each waiting page holds a thread only while it polls Redis (≤ 0.25 s at a time)
+
+
+def ensure_samples(folder: Path) -> dict[str, Path]:
+    """The examples' media, made locally by scripts/samples.py on first start (never downloaded)."""
+    paths = {k: folder / name for k, name in SAMPLES.items()}
+    missing = [k for k, p in paths.items() if not p.is_file()]
+    if missing:
+        try:
+            from scripts import samples as make  # needs PyAV and numpy
+        except ImportError as exc:
+            log.warning("examples disabled: cannot import scripts.samples (%s)", exc)
+            return {k: p for k, p in paths.items() if p.is_file()}
+        writers = {
+            "text": make.text_image,
+            "scene": lambda p: make.scene_image(p, (640, 480)),
+            "clip": lambda p: make.video(p, seconds=4, fps=12, size=(320, 240)),
+        }
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in missing:
+                tmp = paths[k].with_name(f".{os.getpid()}.tmp{paths[k].suffix}")
+                writers[k](tmp)
+                os.replace(tmp, paths[k])  # several web processes may start at once
+        except Exception as exc:  # noqa: BLE001 - examples are optional
+            log.warning("examples incomplete: cannot write sample media to %s (%s)", folder, exc)
+    return {k: p for k, p in paths.items() if p.is_file()}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from starlette.middleware import Middleware
+
+    from common.settings import get_settings
+    from common.storage import store_from_settings
+    from web.app import CSS, THEME, build_app
+    from web.jobs import JobClient
+    from web.locale import RussianPage
+
+    settings = get_settings()
+    store = store_from_settings(settings)
+    store.ensure_dirs()
+    samples = ensure_samples(Path(os.environ.get("SAMPLES_DIR", "data/samples")))
+    demo = build_app(settings, JobClient(settings), store, samples)
+    demo.queue(default_concurrency_limit=None)
+    log.info("web on %s:%s, redis %s", settings.app_host, settings.app_port, settings.redis_url)
+    demo.launch(
+        server_name=settings.app_host,
+        server_port=settings.app_port,
+        allowed_paths=[str(settings.results_dir.resolve())],
+        max_file_size=settings.max_upload_bytes,
+        max_threads=MAX_THREADS,
+        show_error=False,
+        ssr_mode=False,
+        footer_links=["api"],
+        theme=THEME,
+        css=CSS,
+        app_kwargs={"middleware": [Middleware(RussianPage)]},
+    )
+
+
+if __name__ == "__main__":
+    main()

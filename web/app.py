@@ -1,0 +1,170 @@
+"""The Gradio Blocks: three tabs («Чат», «OCR», «Описание области»), a model status line, and three public API
+endpoints (/vqa, /ocr, /describe_region) on hidden components. Handlers live in web.handlers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from common.settings import Settings
+from common.storage import IMAGE_EXTS, VIDEO_EXTS, MediaStore
+from web.handlers import Handlers, new_chat
+from web.jobs import JobClient
+
+STATUS_REFRESH_S = 5.0
+TITLE = "SmolVLM2 — демо"
+CSS = """
+#model-status, #chat-status, #ocr-status, #region-status, #region-hint { min-height: 1.5em; }
+#model-status p, #chat-status p, #ocr-status p, #region-status p, #region-hint p { margin: 0; }
+#chat-bot .message img, #chat-bot .message video { max-height: 260px !important; width: auto !important; }
+"""
+THEME = gr.themes.Soft()
+
+# UI events: private (not part of the API), never limited by Gradio's queue: the real queue is Redis.
+UI = {"api_visibility": "private", "concurrency_limit": None}
+STREAM = {**UI, "show_progress": "minimal"}
+QUIET = {**UI, "show_progress": "hidden"}
+
+
+def _chat_tab(h: Handlers, samples: dict[str, Path]) -> None:
+    state = gr.State(new_chat())
+    with gr.Row():
+        with gr.Column(scale=2, min_width=280):
+            file = gr.File(
+                label="Изображение или видео", file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), type="filepath",
+                elem_id="chat-file", height=200,
+            )
+            if samples:
+                gr.Examples(
+                    [[str(samples[k])] for k in ("scene", "clip", "text") if k in samples],
+                    inputs=[file], label="Примеры (щёлкните, чтобы загрузить)",
+                )
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                label="Диалог", height=460, elem_id="chat-bot", buttons=["copy"], feedback_options=None,
+                placeholder="Загрузите изображение или видео (MP4) и задайте вопрос о нём.",
+            )
+            question = gr.Textbox(
+                label="Вопрос", placeholder="Например: «Опиши изображение» или «Что происходит на видео?»",
+                elem_id="chat-question", max_lines=6,
+            )
+            with gr.Row():
+                send = gr.Button("Отправить", variant="primary", elem_id="chat-send")
+                reset = gr.Button("Новый диалог", elem_id="chat-reset")
+            status = gr.Markdown(elem_id="chat-status")
+
+    file.change(h.chat_file, [file, question], [state, chatbot, question, status], **QUIET)
+    reset.click(h.chat_reset, [state], [state, chatbot, status], **QUIET)
+    chatbot.clear(h.chat_reset, [state], [state, chatbot, status], **QUIET)  # the chatbot's own 🗑 button
+    for trigger in (send.click, question.submit):
+        trigger(h.chat_ui, [question, state], [chatbot, state, question, status], **STREAM)
+
+
+def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(
+                label="Изображение с текстом", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                elem_id="ocr-image", height=380,
+            )
+            run = gr.Button("Распознать текст", variant="primary", elem_id="ocr-run")
+            if "text" in samples:
+                gr.Examples([[str(samples["text"])]], inputs=[image], label="Пример")
+        with gr.Column():
+            text = gr.Textbox(
+                label="Распознанный текст", lines=14, max_lines=30, interactive=False, buttons=["copy"],
+                placeholder="Здесь появится распознанный текст.", elem_id="ocr-text",
+            )
+            download = gr.DownloadButton("Скачать .txt", visible=False, elem_id="ocr-download")
+            status = gr.Markdown(elem_id="ocr-status")
+    run.click(h.ocr_ui, [image], [text, download, status], **STREAM)
+
+
+def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
+    corner = gr.State(None)  # the first clicked corner, until the second click
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(
+                label="Изображение (щёлкните два противоположных угла области)", type="filepath", image_mode=None,
+                sources=["upload", "clipboard"], elem_id="region-image", height=380,
+            )
+            box = gr.Textbox(
+                label="Координаты области, пиксели", placeholder="x1,y1,x2,y2", elem_id="region-box",
+                info="x1,y1 — левый верхний угол, x2,y2 — правый нижний; отсчёт от левого верхнего угла изображения",
+            )
+            run = gr.Button("Описать область", variant="primary", elem_id="region-run")
+            hint = gr.Markdown(elem_id="region-hint")
+            if "scene" in samples:
+                gr.Examples(
+                    [[str(samples["scene"]), "80,160,208,288"], [str(samples["scene"]), "320,120,480,280"]],
+                    inputs=[image, box], label="Примеры", example_labels=["Красный квадрат", "Синий круг"],
+                )
+        with gr.Column():
+            preview = gr.Image(
+                label="Выбранная область (можно щёлкать и здесь)", interactive=False, elem_id="region-preview",
+                height=380, buttons=["fullscreen"],
+            )
+            text = gr.Textbox(
+                label="Описание области", lines=6, max_lines=20, interactive=False, buttons=["copy"],
+                placeholder="Здесь появится описание выбранной области.", elem_id="region-text",
+            )
+            status = gr.Markdown(elem_id="region-status")
+
+    image.upload(lambda: ("", None), None, [box, corner], **QUIET)  # a new picture: the old box is meaningless
+    image.change(h.region_image_changed, [image, box], [preview, hint, corner], **QUIET)
+    box.change(h.region_preview, [image, box], [preview, hint], trigger_mode="always_last", **QUIET)
+    clicks = [image, corner], [box, corner, preview, hint]
+    image.select(h.region_click_image, *clicks, **QUIET)
+    preview.select(h.region_click_preview, *clicks, **QUIET)
+    for trigger in (run.click, box.submit):
+        trigger(h.region_ui, [image, box], [text, status], **STREAM)
+
+
+def _api(h: Handlers) -> None:
+    """Hidden components whose only purpose is the public API: blocking calls that return the final answer."""
+    api = {"concurrency_limit": None, "show_progress": "hidden"}
+    with gr.Column(visible=False):
+        file = gr.File(label="file", type="filepath")
+        question = gr.Textbox(label="question")
+        history = gr.JSON(label="history", value=[])
+        answer = gr.Textbox(label="answer")
+        gr.Button(visible=False).click(h.api_vqa, [file, question, history], answer, api_name="vqa", **api)
+
+        image = gr.File(label="image", type="filepath")
+        text = gr.Textbox(label="text")
+        txt = gr.File(label="file")
+        gr.Button(visible=False).click(h.api_ocr, [image], [text, txt], api_name="ocr", **api)
+
+        region_image = gr.File(label="image", type="filepath")
+        box = gr.Textbox(label="box")
+        description = gr.Textbox(label="description")
+        gr.Button(visible=False).click(
+            h.api_describe_region, [region_image, box], description, api_name="describe_region", **api
+        )
+
+
+def build_app(settings: Settings, client: JobClient, store: MediaStore,
+              samples: dict[str, Path] | None = None) -> gr.Blocks:
+    h = Handlers(settings, client, store)
+    samples = samples or {}
+    # Gradio keeps every upload in its own cache: clear it on the same schedule as MEDIA_DIR (hourly check).
+    ttl = max(3600, int(settings.media_ttl_hours * 3600))
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, ttl)) as demo:
+        gr.Markdown(
+            f"# {TITLE}\nВопросы по изображениям и видео, распознавание текста и описание области "
+            "изображения моделью SmolVLM2. Задания выполняются по очереди обработчиками (worker)."
+        )
+        model_status = gr.Markdown("Проверяю обработчики…", elem_id="model-status")
+        with gr.Tabs():
+            with gr.Tab("Чат", id="chat", elem_id="tab-chat"):
+                _chat_tab(h, samples)
+            with gr.Tab("OCR", id="ocr", elem_id="tab-ocr"):
+                _ocr_tab(h, samples)
+            with gr.Tab("Описание области", id="region", elem_id="tab-region"):
+                _region_tab(h, samples)
+        _api(h)
+        timer = gr.Timer(STATUS_REFRESH_S)
+        timer.tick(h.model_status, None, model_status, **QUIET)
+        demo.load(h.model_status, None, model_status, **QUIET)
+    return demo

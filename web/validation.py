@@ -1,0 +1,138 @@
+"""Checks done in the web process before anything is enqueued: pure functions, Pillow only (no torch).
+
+Every mistake gets its own Russian message (raised as UserError), naming the image size where it matters."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from common.errors import MediaError, UserError
+from common.schemas import Box, Turn
+
+MIN_BOX_PX = 4
+FORMAT_HINT = "x1,y1,x2,y2 (например, 10,20,200,150)"
+BAD_IMAGE = "Не удалось прочитать изображение: файл повреждён или не является изображением."
+
+_INT = re.compile(r"[0-9]+")
+_NEGATIVE = re.compile(r"[-−][0-9]+")
+_DECIMAL = re.compile(r"[-−+]?[0-9]*\.[0-9]+|[-−+]?[0-9]+\.[0-9]*")
+
+
+class BoxError(UserError):
+    """The coordinates typed by the user cannot be used."""
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """Width and height as displayed (EXIF orientation applied), read from the header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise MediaError("Изображение слишком большое: превышен предел числа пикселей.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(BAD_IMAGE) from exc
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _number(part: str, index: int) -> int:
+    names = ("x1", "y1", "x2", "y2")
+    name = names[index]
+    if not part:
+        raise BoxError(f"Пропущено число {name}: между запятыми ничего нет. Формат: {FORMAT_HINT}.")
+    if _INT.fullmatch(part):
+        return int(part)
+    if part.startswith("+") and _INT.fullmatch(part[1:]):
+        return int(part[1:])
+    if _NEGATIVE.fullmatch(part):
+        raise BoxError(
+            f"Координаты не могут быть отрицательными: {name} = {part}. Отсчёт идёт от 0 (левый верхний угол)."
+        )
+    if _DECIMAL.fullmatch(part):
+        raise BoxError(f"Координаты должны быть целыми числами (пикселями), а {name} = «{part}» — дробное число.")
+    raise BoxError(f"«{part}» (на месте {name}) — не число. Нужны целые числа в формате {FORMAT_HINT}.")
+
+
+def parse_box(text: str | None, width: int, height: int, min_size: int = MIN_BOX_PX) -> Box:
+    """Parse "x1,y1,x2,y2" for an image of width×height pixels, or raise BoxError with a Russian message."""
+    size = f"размер изображения {width}×{height} px"
+    raw = (text or "").strip()
+    if not raw:
+        raise BoxError(
+            f"Укажите область: введите координаты в формате {FORMAT_HINT} или щёлкните два угла на изображении."
+        )
+    if "," not in raw and ";" in raw:
+        raise BoxError(f"Разделяйте числа запятыми, а не точкой с запятой: {FORMAT_HINT}.")
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) == 1 and len(raw.split()) == 4:
+        raise BoxError(f"Разделяйте числа запятыми: {FORMAT_HINT}.")
+    if len(parts) != 4:
+        raise BoxError(f"Нужно ровно четыре целых числа через запятую, а получено {len(parts)}. Формат: {FORMAT_HINT}.")
+    x1, y1, x2, y2 = (_number(p, i) for i, p in enumerate(parts))
+    if x1 >= x2:
+        raise BoxError(f"Левая граница x1 = {x1} должна быть меньше правой x2 = {x2}.")
+    if y1 >= y2:
+        raise BoxError(f"Верхняя граница y1 = {y1} должна быть меньше нижней y2 = {y2}.")
+    if x2 > width:
+        raise BoxError(f"Область выходит за правый край: x2 = {x2}, а ширина изображения {width} px ({size}).")
+    if y2 > height:
+        raise BoxError(f"Область выходит за нижний край: y2 = {y2}, а высота изображения {height} px ({size}).")
+    if x2 - x1 < min_size or y2 - y1 < min_size:
+        raise BoxError(
+            f"Область слишком маленькая: {x2 - x1}×{y2 - y1} px, нужно не меньше {min_size}×{min_size} px."
+        )
+    return Box(x1=x1, y1=y1, x2=x2, y2=y2)
+
+
+def box_text(box: Box | tuple[int, int, int, int]) -> str:
+    x1, y1, x2, y2 = box.as_tuple() if isinstance(box, Box) else box
+    return f"{x1},{y1},{x2},{y2}"
+
+
+def corners_to_box(p1: tuple[int, int], p2: tuple[int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    """Two clicked pixels → a box with x1<x2, y1<y2 that includes both pixels, clamped to the image."""
+    (ax, ay), (bx, by) = p1, p2
+    x1, x2 = min(ax, bx), max(ax, bx) + 1
+    y1, y2 = min(ay, by), max(ay, by) + 1
+    clamp = lambda v, hi: max(0, min(int(v), hi))  # noqa: E731
+    return clamp(x1, width), clamp(y1, height), clamp(x2, width), clamp(y2, height)
+
+
+HISTORY_HINT = "История должна быть JSON-списком пар [вопрос, ответ], например [[\"Что на фото?\", \"Кошка.\"]]."
+
+
+def parse_history(value: object) -> list[Turn]:
+    """The API's history: a list (or its JSON text) of [question, answer] pairs; None or "" is empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise UserError(f"Не удалось разобрать историю как JSON. {HISTORY_HINT}") from exc
+    if isinstance(value, dict) and not value:
+        return []
+    if not isinstance(value, list):
+        raise UserError(HISTORY_HINT)
+    turns = []
+    for item in value:
+        if isinstance(item, dict) and isinstance(item.get("question"), str) and isinstance(item.get("answer"), str):
+            turns.append(Turn(question=item["question"], answer=item["answer"]))
+        elif isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(s, str) for s in item):
+            turns.append(Turn(question=item[0], answer=item[1]))
+        else:
+            raise UserError(HISTORY_HINT)
+    return turns
+
+
+def check_question(question: str | None, max_chars: int) -> str:
+    q = (question or "").strip()
+    if not q:
+        raise UserError("Вопрос пустой: введите текст вопроса.")
+    if len(q) > max_chars:
+        raise UserError(f"Вопрос слишком длинный: {len(q)} символов при ограничении {max_chars}.")
+    return q

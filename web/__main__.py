@@ -62,7 +62,9 @@ def main() -> None:
         server_name=settings.app_host,
         server_port=settings.app_port,
         allowed_paths=[str(settings.results_dir.resolve())],
-        max_file_size=settings.max_upload_bytes,
+        # Gradio's own cap (its message is English, and gradio_client checks it before sending) is a
+        # ceiling against abuse; MAX_UPLOAD_MB itself is enforced with a Russian message on save.
+        max_file_size=2 * settings.max_upload_bytes,
         max_threads=MAX_THREADS,
         show_error=False,
         ssr_mode=False,

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     queue_wait_timeout: int = Field(default=600, gt=0)  # no worker took the job: give up
     result_ttl: int = Field(default=3600, gt=0)
     media_ttl_hours: float = Field(default=24, gt=0)
+    media_cleanup_interval_s: float = Field(default=600, gt=0)
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
 
     @field_validator("model_device", mode="before")

@@ -16,6 +16,7 @@ from worker.runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+HISTORY_CHARS_PER_QUESTION = 8
 TOO_MANY_ATTEMPTS = (
     "Задание прерывалось {n} раза подряд (обработчик перезапускался или превысил лимит времени). "
     "Попробуйте файл поменьше или более короткий вопрос."
@@ -35,8 +36,12 @@ def _check_request(req, settings) -> None:
                 f"Вопрос слишком длинный: {len(req.question)} символов при ограничении "
                 f"{settings.max_question_chars}."
             )
-        if len(req.history) > settings.max_history_turns:
-            req.history = req.history[-settings.max_history_turns :]
+        # Oldest turns go first: by count, then by size (an API caller may send huge turns).
+        history = req.history[-settings.max_history_turns :] if settings.max_history_turns else []
+        budget = HISTORY_CHARS_PER_QUESTION * settings.max_question_chars
+        while history and sum(len(t.question) + len(t.answer) for t in history) > budget:
+            history = history[1:]
+        req.history = history
 
 
 def handle(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> dict:

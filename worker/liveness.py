@@ -22,7 +22,6 @@ from common.storage import store_from_settings
 log = logging.getLogger(__name__)
 
 INFLIGHT_KEY = f"{events.PREFIX}:inflight"
-CLEANUP_EVERY_S = 600
 
 
 def instance_name() -> str:
@@ -39,7 +38,7 @@ class Liveness:
         self._tag: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="liveness", daemon=True)
-        self._last_cleanup = 0.0
+        self._last_cleanup = float("-inf")  # first tick cleans up
 
     @property
     def ttl_s(self) -> float:
@@ -88,7 +87,7 @@ class Liveness:
                 self.beat()
                 self.reap()
                 self._watchdog()
-                if time.monotonic() - self._last_cleanup > CLEANUP_EVERY_S:
+                if time.monotonic() - self._last_cleanup > self.settings.media_cleanup_interval_s:
                     self._last_cleanup = time.monotonic()
                     store_from_settings(self.settings).cleanup(self.settings.media_ttl_hours * 3600)
             except Exception:

@@ -193,3 +193,22 @@ def test_redis_down_is_a_russian_message_and_recovers(stack, tmp_path):
     client.submit(ChatRequest(media=ref, question="What is this?"))  # reconnects by itself
     assert client.queue_length() == 1
     client.redis.delete(client.app.conf.task_default_queue)
+
+
+def test_worker_deletes_expired_media_and_results(stack, tmp_path):
+    import os
+
+    settings, _client, store = stack
+    store.ensure_dirs()
+    src = samples.scene_image(tmp_path / "s.png")
+    old_upload, new_upload = (store.resolve(store.save_upload(src)) for _ in range(2))
+    old_result, new_result = store.write_result("old"), store.write_result("new")
+    past = time.time() - 2 * 3600
+    for path in (old_upload, old_result):
+        os.utime(path, (past, past))
+    svc = start_worker(settings, name="cleanup", MEDIA_TTL_HOURS="1", MEDIA_CLEANUP_INTERVAL_S="0.5")
+    try:
+        wait_for(lambda: not old_upload.exists() and not old_result.exists(), 15, "expired files deleted")
+        assert new_upload.exists() and new_result.exists()
+    finally:
+        svc.stop()

@@ -27,6 +27,7 @@ NO_WORKER = (
     "Проверьте, что обработчик (worker) запущен, и попробуйте ещё раз."
 )
 LOST_RESULT = "Ответ обработчика потерян или устарел. Попробуйте ещё раз."
+POSITION_WINDOW = 200
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, OSError)
 
 
@@ -59,15 +60,20 @@ class JobClient:
         except REDIS_ERRORS as exc:
             raise QueueUnavailable() from exc
 
-    def position(self, job_id: str) -> tuple[int, bytes | str | None]:
-        """1-based place in line (workers take from the right end), or 0 if no longer queued."""
-        items = self.redis.lrange(QUEUE, 0, -1)
+    def position(self, job_id: str) -> tuple[int, str | None]:
+        """1-based place in line (workers take from the right end), or 0 if no longer queued.
+
+        Only the POSITION_WINDOW jobs nearest the head are read, so a long queue costs each waiting
+        user a bounded read; further back it reports POSITION_WINDOW + 1 ("more than")."""
+        items = self.redis.lrange(QUEUE, -POSITION_WINDOW, -1)
         for i, raw in enumerate(reversed(items)):
             try:
                 if json.loads(raw).get("headers", {}).get("id") == job_id:
                     return i + 1, raw
             except ValueError:
                 continue
+        if len(items) == POSITION_WINDOW and self.redis.llen(QUEUE) > POSITION_WINDOW:
+            return POSITION_WINDOW + 1, None
         return 0, None
 
     # ------------------------------------------------------------ jobs
@@ -126,7 +132,10 @@ class JobClient:
                     if (position, workers) != last_queued:
                         last_queued = (position, workers)
                         yield Update("queued", position=position, workers=workers)
-                    if time.time() > give_up and raw is not None and self.redis.lrem(QUEUE, 1, raw):
+                    # Withdraw the job; one too far back to be read expires in the queue by itself.
+                    if time.time() > give_up and (
+                        position > POSITION_WINDOW or (raw is not None and self.redis.lrem(QUEUE, 1, raw))
+                    ):
                         msg = NO_WORKER.format(s=round(wait_s))
                         yield Update("done", result=JobResult(
                             job_id=req.job_id, kind=req.kind, status=JobStatus.error, error=msg))

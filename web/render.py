@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from common.schemas import JobResult, JobStatus, MediaKind, WorkerInfo
+from web.jobs import POSITION_WINDOW
 
 STATE_NAMES = {"ready": "готов", "busy": "занят", "loading": "загружает модель", "error": "ошибка"}
 WARN = "⚠️"
@@ -29,7 +30,10 @@ def error_line(message: str) -> str:
 
 
 def queued_line(position: int, workers: int) -> str:
-    where = f"В очереди: {position}" if position > 0 else "Задание передаётся обработчику…"
+    if position > POSITION_WINDOW:
+        where = f"В очереди: более {POSITION_WINDOW}"
+    else:
+        where = f"В очереди: {position}" if position > 0 else "Задание передаётся обработчику…"
     line = f"{where} · обработчиков: {workers}"
     if workers == 0:
         line += f" · {WARN} ни один обработчик не запущен, задание ждёт"

@@ -104,3 +104,11 @@ def test_locale_script_goes_first_in_head():
     out = inject(page)
     assert out.index(SCRIPT) < out.index(b"app.js") and out.count(SCRIPT) == 1
     assert inject(b"{}") == b"{}"
+
+
+def test_queued_line_beyond_the_position_window():
+    from web.jobs import POSITION_WINDOW
+    from web.render import queued_line
+
+    assert queued_line(POSITION_WINDOW + 1, 2).startswith(f"В очереди: более {POSITION_WINDOW}")
+    assert queued_line(3, 2).startswith("В очереди: 3 · обработчиков: 2")

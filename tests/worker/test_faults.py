@@ -212,3 +212,19 @@ def test_worker_deletes_expired_media_and_results(stack, tmp_path):
         assert new_upload.exists() and new_result.exists()
     finally:
         svc.stop()
+
+
+def test_queue_position_counts_from_the_head_and_is_bounded(stack, tmp_path, monkeypatch):
+    import web.jobs
+
+    _settings, client, store = stack
+    ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
+    reqs = [ChatRequest(media=ref, question=f"q{i}") for i in range(4)]
+    for req in reqs:
+        client.submit(req)
+    try:
+        assert [client.position(r.job_id)[0] for r in reqs] == [1, 2, 3, 4]
+        monkeypatch.setattr(web.jobs, "POSITION_WINDOW", 2)
+        assert client.position(reqs[3].job_id) == (3, None)  # beyond the window: "more than 2"
+    finally:
+        client.redis.delete(client.app.conf.task_default_queue)

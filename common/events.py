@@ -36,6 +36,7 @@ class JobEvent:
     text: str
     tokens: int
     t: float
+    result: str = ""  # done: the JobResult as JSON, so the web need not wait for the result backend
 
 
 class EventPublisher:
@@ -48,9 +49,11 @@ class EventPublisher:
         self._last_sent = 0.0
         self._pending: tuple[str, int] | None = None
 
-    def _add(self, type_: str, text: str = "", tokens: int = 0) -> None:
+    def _add(self, type_: str, text: str = "", tokens: int = 0, result: str = "") -> None:
         pipe = self.client.pipeline()
         fields = {"type": type_, "text": text, "tokens": tokens, "t": f"{time.time():.6f}"}
+        if result:
+            fields["result"] = result
         pipe.xadd(self.key, fields, maxlen=64, approximate=True)
         pipe.expire(self.key, STREAM_TTL_S)
         pipe.execute()
@@ -68,10 +71,10 @@ class EventPublisher:
         self._last_sent = now
         self._add("partial", text, tokens)
 
-    def done(self) -> None:
+    def done(self, result_json: str = "") -> None:
         if self._pending is not None:
             self._add("partial", *self._pending)
-        self._add("done")
+        self._add("done", result=result_json)
 
 
 def read_events(client: redis.Redis, job_id: str, last_id: str = "0", block_ms: int = 200) -> list[JobEvent]:
@@ -80,9 +83,10 @@ def read_events(client: redis.Redis, job_id: str, last_id: str = "0", block_ms: 
     events: list[JobEvent] = []
     for _key, entries in reply or []:
         for entry_id, f in entries:
-            events.append(
-                JobEvent(entry_id, f.get("type", ""), f.get("text", ""), int(f.get("tokens", 0)), float(f.get("t", 0)))
-            )
+            events.append(JobEvent(
+                entry_id, f.get("type", ""), f.get("text", ""), int(f.get("tokens", 0)), float(f.get("t", 0)),
+                f.get("result", ""),
+            ))
     return events
 
 

@@ -108,7 +108,10 @@ class JobClient:
         last_check = 0.0
         try:
             while True:
-                for ev in events.read_events(self.redis, req.job_id, last_id, block_ms=100 if started else 250):
+                # After "done" nothing more comes on the stream: poll the backend instead of blocking.
+                new = [] if done_seen else events.read_events(
+                    self.redis, req.job_id, last_id, block_ms=100 if started else 250)
+                for ev in new:
                     last_id = ev.id
                     if ev.type == "started":
                         started = True
@@ -117,13 +120,16 @@ class JobClient:
                         yield Update("running", text=text)
                     elif ev.type == "done":
                         done_seen = True
+                        if ev.result:  # the worker sent the result along: no need to wait for the backend
+                            yield Update("done", text=text, result=JobResult.model_validate_json(ev.result))
+                            return
                 meta = self._meta(req.job_id)
                 state = meta.get("status")
                 if state in ("SUCCESS", "FAILURE", "REVOKED"):
                     yield Update("done", text=text, result=self._result(req, meta))
                     return
                 if done_seen:
-                    time.sleep(0.01)  # the result lands right after the done event
+                    time.sleep(0.002)  # the result lands right after the done event
                     continue
                 if not started and time.monotonic() - last_check > 0.5:
                     last_check = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -85,11 +86,12 @@ def handle(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> d
 
 
 def _finish(publisher: events.EventPublisher, base: dict, error: str | None = None) -> dict:
+    result = _result(base, error)
     try:
-        publisher.done()
+        publisher.done(json.dumps(result, ensure_ascii=False))
     except Exception:  # noqa: BLE001 - the result still goes through the backend
         log.warning("job %s: could not publish the done event", base["job_id"])
-    return _result(base, error)
+    return result
 
 
 def _result(base: dict, error: str | None = None) -> dict:

@@ -147,9 +147,11 @@ def decode_video(
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         total = stream.frames or max(1, round(duration * fps))
         targets = [i / fps for i in sample_indices(total, fps, target_fps, max_frames)]
-        # A keyframe this close to the target is taken as is, without decoding forward to it.
+        # A keyframe this close before the target is taken as is, without decoding forward to it: up to a
+        # quarter of the spacing between samples (at most 2 s), so the sparse samples of a long video cost one
+        # keyframe each, while the dense samples of a short clip stay exact.
         spacing = duration / len(targets) if len(targets) > 1 else duration
-        tolerance = min(0.5, spacing / 4)
+        tolerance = min(2.0, spacing / 4)
         out = VideoFrames([], [], [], fps, duration, total)
         try:
             for target in targets:

@@ -83,8 +83,8 @@ class _Streamer:
     Decoding is incremental: text is committed once it ends on a whole character, and only the
     tokens after that point are decoded again, so a long answer costs O(n), not O(n²)."""
 
-    def __init__(self, tokenizer, on_text) -> None:
-        self.tokenizer, self.on_text = tokenizer, on_text
+    def __init__(self, tokenizer, on_text, on_first_token=None) -> None:
+        self.tokenizer, self.on_text, self.on_first_token = tokenizer, on_text, on_first_token
         self.ids: list[int] = []
         self.first_token_at: float | None = None
         self._prompt_seen = False
@@ -106,6 +106,8 @@ class _Streamer:
         self.ids.extend(int(t) for t in value.reshape(-1).tolist())
         if self.first_token_at is None:
             self.first_token_at = time.time()
+            if self.on_first_token is not None:
+                self.on_first_token()
         if self.on_text is not None:
             self.on_text(self.text(), len(self.ids))
 
@@ -207,7 +209,15 @@ class Runtime:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        streamer = _Streamer(self.processor.tokenizer, on_text)
+        onednn = torch.backends.mkldnn.enabled
+        decode_mode = None
+        if self.device == "cpu" and self.model.dtype == torch.bfloat16:
+            # oneDNN makes the bf16 prefill several times faster, but the one-token decode steps slower than
+            # PyTorch's own kernels (docs/bench.md): off from the first new token to the end of the job.
+            def decode_mode() -> None:
+                torch.backends.mkldnn.enabled = False
+
+        streamer = _Streamer(self.processor.tokenizer, on_text, decode_mode)
         limit_s = self.settings.job_time_limit
 
         class _Stop(StoppingCriteria):
@@ -220,11 +230,14 @@ class Runtime:
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         prompt_tokens = int(inputs["input_ids"].shape[1])
-        with torch.inference_mode():
-            out = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([_Stop()]),
-            )
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(
+                    **inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_Stop()]),
+                )
+        finally:
+            torch.backends.mkldnn.enabled = onednn
         new = out[0, prompt_tokens:]
         text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
         return text, prompt_tokens, int(new.shape[0]), streamer.first_token_at

@@ -1,0 +1,87 @@
+"""python -m bench [--quick] [--only NAME ...] [--out DIR]: run the measures, print the table, write
+results.json and results.md (bench/results/ for a full run; a --quick run writes bench/work/results-quick/).
+
+Not part of the tests: it starts real processes (redis-server, workers, the web) and takes ~7 minutes on
+2 cores (plus ~4 minutes the first time: the real-size models and the long video are built)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench import common
+from bench.common import RESULTS, WORK, Result
+
+MEASURES = ["queue_overhead", "streaming", "scaling", "video_sampling", "real_size", "gpu"]
+
+
+def _merge(path: Path, fresh: list[Result], ran: set[str]) -> list[Result]:
+    """With --only, keep the other measures' rows from the previous results.json."""
+    try:
+        old = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return fresh
+    kept = [Result(**{k: r.get(k) for k in ("name", "value", "unit", "target", "met", "note", "measure")},
+                   details=r.get("details") or {}) for r in old if r.get("measure") not in ran]
+    order = {m: i for i, m in enumerate(MEASURES)}
+    return sorted([*kept, *fresh], key=lambda r: order.get(r.measure, len(order)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer jobs and configurations (a few minutes)")
+    p.add_argument("--only", nargs="+", choices=MEASURES, metavar="NAME", help=f"some of: {', '.join(MEASURES)}")
+    p.add_argument("--out", type=Path, help="where to write results.json and results.md")
+    p.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                   help="before each measure (and each model of real_size) wait up to S s for other busy processes")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    out = args.out or (WORK / "results-quick" if args.quick else RESULTS)
+    names = args.only or MEASURES
+    common.WAIT_IDLE_S = args.wait_idle
+
+    info = common.machine()
+    info["mode"] = ("quick" if args.quick else "full") + (f", only {' '.join(names)}" if args.only else "")
+    info["busy"] = [f"start: {b}" for b in common.busy_processes()]
+    results: list[Result] = []
+    t_all = time.perf_counter()
+    for name in names:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        common.wait_idle()
+        t0 = time.perf_counter()
+        with common.LoadMonitor() as monitor:
+            try:
+                rows = importlib.import_module(f"bench.{name}").run(quick=args.quick)
+            except Exception as exc:  # noqa: BLE001 - one failed measure must not lose the others
+                traceback.print_exc()
+                rows = [Result(f"{name}: ошибка", None, "", "", None, f"{type(exc).__name__}: {exc}"[:200], name)]
+        busy = monitor.report()
+        for r in rows:
+            r.measure = name
+        if rows:
+            rows[0].details = {**rows[0].details, "seconds": round(time.perf_counter() - t0, 1),
+                               "other_busy_processes": busy}
+            if busy:
+                rows[0].note += " · машина была занята другими процессами"
+        print(f"   {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        results += rows
+        info["busy"] += [f"{name}: {b}" for b in busy]
+    info["wall_s"] = round(time.perf_counter() - t_all)
+    info["load_avg_end"] = common.load_avg()
+    if args.only:
+        results = _merge(out / "results.json", results, set(names))
+    json_path, md_path = common.write(results, info, out)
+    print()
+    common.print_table(results)
+    print(f"\n{json_path}\n{md_path}\n{info['wall_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

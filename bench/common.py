@@ -252,3 +252,17 @@ def write(results: list[Result], info: dict, out_dir: Path = RESULTS) -> tuple[P
         md += [f"- `{b}`" for b in info["busy"]] + [""]
     md_path.write_text("\n".join(md))
     return json_path, md_path
+
+
+def standalone(run, takes_n: bool = False) -> None:
+    """`python -m bench.<measure>`: run one measure alone, print its table and the first row's details."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    if takes_n:
+        parser.add_argument("-n", type=int, default=None)
+    args = parser.parse_args()
+    rs = run(args.quick, args.n) if takes_n else run(args.quick)
+    print_table(rs)
+    print(json.dumps(rs[0].details, indent=1, ensure_ascii=False))

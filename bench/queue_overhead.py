@@ -182,15 +182,7 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    import argparse
-
-    from bench.common import print_table
+    from bench.common import standalone
 
     logging.basicConfig(level=logging.WARNING)
-    p = argparse.ArgumentParser()
-    p.add_argument("-n", type=int, default=None)
-    p.add_argument("--quick", action="store_true")
-    a = p.parse_args()
-    rs = run(a.quick, a.n)
-    print_table(rs)
-    print(json.dumps(rs[0].details, indent=1))
+    standalone(run, takes_n=True)

@@ -206,7 +206,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         print(json.dumps(child([Config(**c) for c in json.loads(sys.argv[2])])))
     else:
-        from bench.common import print_table
+        from bench.common import standalone
 
-        rs = run("--quick" in sys.argv)
-        print_table(rs)
+        standalone(run)

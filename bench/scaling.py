@@ -78,10 +78,6 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    import json
+    from bench.common import standalone
 
-    from bench.common import print_table
-
-    rs = run("--quick" in sys.argv)
-    print_table(rs)
-    print(json.dumps(rs[0].details, indent=1, ensure_ascii=False))
+    standalone(run)

@@ -9,7 +9,6 @@ first "partial" event's t in the job's Redis stream) is reported too."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from bench.common import TEST_MODEL, Result, summary_ms
@@ -105,14 +104,6 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    import argparse
+    from bench.common import standalone
 
-    from bench.common import print_table
-
-    p = argparse.ArgumentParser()
-    p.add_argument("-n", type=int, default=None)
-    p.add_argument("--quick", action="store_true")
-    a = p.parse_args()
-    rs = run(a.quick, a.n)
-    print_table(rs)
-    print(json.dumps(rs[0].details, indent=1))
+    standalone(run, takes_n=True)

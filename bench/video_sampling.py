@@ -130,8 +130,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
     else:
-        from bench.common import print_table
+        from bench.common import standalone
 
-        rs = run("--quick" in sys.argv)
-        print_table(rs)
-        print(json.dumps(rs[0].details, indent=1, ensure_ascii=False))
+        standalone(run)

@@ -46,7 +46,7 @@ class Liveness:
 
     # ------------------------------------------------------------ called by the task
 
-    def job_started_(self, job_id: str, delivery_tag: str | None) -> None:
+    def job_begun(self, job_id: str, delivery_tag: str | None) -> None:
         self.job_id, self.job_started, self._tag, self.state = job_id, time.time(), delivery_tag, "busy"
         if delivery_tag:
             record = {"instance": self.name, "job_id": job_id, "since": self.job_started}

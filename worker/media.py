@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -31,17 +31,6 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(background, im)
     return im.convert("RGB")
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """Width and height as the user sees them (EXIF orientation applied), without decoding."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(BAD_IMAGE) from exc
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def load_image(path: Path, max_pixels: int) -> Image.Image:
@@ -110,7 +99,6 @@ class VideoFrames:
     fps: float
     duration: float
     total_frames: int
-    size: tuple[int, int] = field(default=(0, 0))
 
 
 def _scaled(width: int, height: int, longest_edge: int) -> tuple[int, int]:
@@ -165,7 +153,6 @@ def decode_video(
                 out.frames.append(frame.to_ndarray(width=w, height=h, format="rgb24"))
                 out.timestamps.append(max(0.0, t))
                 out.indices.append(min(total - 1, max(0, round(t * fps))))
-                out.size = (w, h)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaError(BAD_VIDEO) from exc
     if not out.frames:

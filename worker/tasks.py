@@ -41,7 +41,7 @@ def _on_shutdown(**_: object) -> None:
 @app.task(name=TASK_NAME, bind=True)
 def run_job(self, payload: dict) -> dict:
     tag = (self.request.properties or {}).get("delivery_tag")  # kombu's id of this delivery
-    liveness.job_started_(str(payload.get("job_id", "")), tag)
+    liveness.job_begun(str(payload.get("job_id", "")), tag)
     try:
         return handle(payload, runtime, _redis, liveness.name)
     finally:

@@ -80,7 +80,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90° clockwise for display
     im.save(tmp_path / "r.jpg", exif=exif)
     out = media.load_image(tmp_path / "r.jpg", 10_000)
-    assert out.size == (20, 40) and media.image_size(tmp_path / "r.jpg") == (20, 40)
+    assert out.size == (20, 40)
     assert out.getpixel((10, 2))[0] > 200  # the left strip is now on top
 
 

@@ -1,4 +1,4 @@
-"""Video sampling: the worker's PyAV sampler (worker/media.py decode_video, seeking near each target time)
+"""Video sampling: the worker's PyAV sampler (worker/video.py decode_video, seeking near each target time)
 against decoding every frame (a naive PyAV loop that converts only the sampled frames), on a 10-minute 720p
 H.264 mp4 with a 2-second GOP made by scripts/samples.video (cached under bench/work/media/).
 
@@ -42,7 +42,7 @@ def long_video() -> Path:
 
 
 def sampler(path: Path, frames: int) -> int:
-    from worker import media
+    from worker import video as media
 
     out = media.decode_video(path, target_fps=TARGET_FPS, max_frames=frames, max_seconds=10 * SECONDS,
                              longest_edge=LONGEST_EDGE)
@@ -53,7 +53,7 @@ def naive(path: Path, frames: int) -> int:
     """Decode every frame in order; convert (and scale) only those at the sampler's indices."""
     import av
 
-    from worker import media
+    from worker import video as media
 
     kept = []
     with av.open(str(path)) as container:

@@ -12,6 +12,7 @@ from common.errors import UserError
 from common.schemas import ChatRequest, FrameInfo, MediaKind, OcrRequest, RegionRequest
 from common.settings import Settings
 from worker import media, prompts
+from worker import video as video_mod
 from worker.postprocess import clean_answer, clean_ocr, find_cycle
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class Runtime:
         size = size or getattr(vp, "size", None) or {}
         return int(size.get("longest_edge", 512)) if isinstance(size, dict) else 512
 
-    def _inputs(self, messages: list[dict], images=None, video: media.VideoFrames | None = None,
+    def _inputs(self, messages: list[dict], images=None, video: video_mod.VideoFrames | None = None,
                 splitting: bool = True) -> dict:
         from transformers.video_utils import VideoMetadata
 
@@ -254,7 +255,7 @@ class Runtime:
         if req.media.kind == MediaKind.video:
             if req.kind != "chat":
                 raise UserError("Для этой вкладки нужно изображение, а не видео.")
-            video = media.decode_video(
+            video = video_mod.decode_video(
                 path, target_fps=float(getattr(self.processor.video_processor, "fps", 1) or 1),
                 max_frames=self.video_frame_limit(), max_seconds=s.max_video_seconds,
                 longest_edge=self._video_longest_edge(),

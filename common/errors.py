@@ -21,3 +21,10 @@ class MediaError(UserError):
 class QueueUnavailable(UserError):
     def __init__(self, message: str = "Очередь недоступна: нет связи с Redis. Попробуйте позже.") -> None:
         super().__init__(message)
+
+
+class JobTimeout(UserError):
+    """The job ran past JOB_TIME_LIMIT (checked between tokens and while decoding media)."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"Превышено время обработки ({limit_s:g} с). Попробуйте более короткое видео или вопрос.")

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.errors import UserError
+from common.errors import JobTimeout, UserError
 from common.schemas import ChatRequest, FrameInfo, MediaKind, OcrRequest, RegionRequest
 from common.settings import Settings
 from worker import media, prompts
@@ -18,7 +18,6 @@ from worker.postprocess import clean_answer, clean_ocr, find_cycle
 log = logging.getLogger(__name__)
 
 CPU_VIDEO_FRAMES = 8  # the processor's 64 frames cost > 60 s of prefill on 2 CPU cores
-TIMEOUT_MESSAGE = "Превышено время обработки ({limit} с). Попробуйте более короткое видео или вопрос."
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -72,10 +71,6 @@ class Prediction:
     generated_tokens: int
     first_token_at: float | None
     frames: list[FrameInfo] = field(default_factory=list)
-
-
-class JobTimeout(UserError):
-    pass
 
 
 class _Streamer:
@@ -224,7 +219,7 @@ class Runtime:
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kw):
                 if time.time() > deadline:
-                    raise JobTimeout(TIMEOUT_MESSAGE.format(limit=f"{limit_s:g}"))
+                    raise JobTimeout(limit_s)
                 return bool(loop_guard and find_cycle(streamer.ids, max_period=32, min_repeats=4))
 
         inputs = inputs.to(self.device)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,3 +267,34 @@ def standalone(run, takes_n: bool = False) -> None:
     rs = run(args.quick, args.n) if takes_n else run(args.quick)
     print_table(rs)
     print(json.dumps(rs[0].details, indent=1, ensure_ascii=False))
+
+
+@contextmanager
+def stack(name: str, model: Path, workers: int = 1, web: bool = False, **env: str):
+    """A fresh stack under bench/work/stacks/<name> (scripts/stack.py): redis-server, `workers` workers and
+    optionally the web, all ready; settings for the calling process via st.settings_for(...)."""
+    import shutil
+
+    from scripts.stack import Stack
+
+    root = WORK / "stacks" / name
+    shutil.rmtree(root, ignore_errors=True)
+    st = Stack(root, model, log_dir=root / "logs", **{"MAX_NEW_TOKENS": "4", "WORKER_HEARTBEAT_S": "0.5", **env})
+    try:
+        st.start_redis()
+        for _ in range(workers):
+            st.start_worker(wait=False)
+        if web:
+            st.start_web(timeout=120, GRADIO_ANALYTICS_ENABLED="False", NO_PROXY="127.0.0.1,localhost")
+        for svc in st.workers:
+            st.wait_worker(svc)
+        yield st
+    finally:
+        st.stop()
+
+
+def put_media(settings, path: Path):
+    """Copy a file into the stack's MEDIA_DIR and return its MediaRef."""
+    from common.storage import store_from_settings
+
+    return store_from_settings(settings).save_upload(path)

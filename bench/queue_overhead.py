@@ -12,9 +12,10 @@ import logging
 import time
 from pathlib import Path
 
-from bench.common import TEST_MODEL, WORK, Result, summary_ms
+from bench.common import TEST_MODEL, WORK, Result, put_media, stack, summary_ms
 from bench.gradio_http import GradioHTTP
-from bench.stack import Stack, put_media
+from common import events
+from scripts.stack import Stack
 
 NAME = "queue_overhead"
 QUESTION = "What is in this picture?"
@@ -99,7 +100,7 @@ def _next_result(rc, seen: set[str], timeout_s: float = 5.0) -> dict:
 def _through_web(stack: Stack, n: int, call) -> tuple[list[float], list[float]]:
     """(end-to-end, worker processing) seconds per call(); the processing time is read from the one new
     Celery result after each call."""
-    rc = stack.client()
+    rc = events.connect(stack.redis.url)
     seen: set[str] = set()
     _new_results(rc, seen)
     e2e, proc = [], []
@@ -147,8 +148,8 @@ def _overhead(e2e: list[float], proc: list[float]) -> dict:
 def run(quick: bool = False, n: int | None = None) -> list[Result]:
     n = n or (50 if quick else 200)
     image = _image()
-    with Stack("queue", TEST_MODEL, workers=1, web=True, MAX_NEW_TOKENS="4", TORCH_THREADS="1") as st:
-        settings = st.settings(torch_threads=1)
+    with stack("queue", TEST_MODEL, workers=1, web=True, MAX_NEW_TOKENS="4", TORCH_THREADS="1") as st:
+        settings = st.settings_for(torch_threads=1, max_new_tokens=4, queue_wait_timeout=120)
         ref = put_media(settings, image)
         paths = {
             "api": via_api(st, image, n),

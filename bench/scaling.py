@@ -7,9 +7,8 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.common import WORK, Result, busy_processes
+from bench.common import WORK, Result, busy_processes, put_media, stack
 from bench.real_size import ensure_model
-from bench.stack import Stack, put_media
 
 NAME = "scaling"
 NEW_TOKENS = 8
@@ -48,15 +47,14 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
         image.parent.mkdir(parents=True, exist_ok=True)
         samples.scene_image(image, (640, 480))
     rates, per_worker, busy = {}, {}, []
-    with Stack("scaling", model, workers=1, MAX_NEW_TOKENS=str(NEW_TOKENS), TORCH_THREADS="1",
+    with stack("scaling", model, workers=1, MAX_NEW_TOKENS=str(NEW_TOKENS), TORCH_THREADS="1",
                JOB_TIME_LIMIT="600") as st:
-        settings = st.settings()
+        settings = st.settings_for(max_new_tokens=NEW_TOKENS, queue_wait_timeout=120)
         client = JobClient(settings)
         ref = put_media(settings, image)
         for workers in (1, 2):
             if workers == 2:
-                st.start_worker(1)
-                st.wait_workers()
+                st.start_worker()
             _batch(client, ref, workers)  # warm-up: one job per worker
             busy += busy_processes()
             print(f"  {workers} worker(s): {n} jobs …", file=sys.stderr, flush=True)

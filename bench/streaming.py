@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 
-from bench.common import TEST_MODEL, Result, summary_ms
+from bench.common import TEST_MODEL, Result, put_media, stack, summary_ms
 from bench.gradio_http import GradioHTTP, text_of
 from bench.queue_overhead import _image, _new_results, _next_result
-from bench.stack import Stack, put_media
 from common import events
+from scripts.stack import Stack
 
 NAME = "streaming"
 MAX_NEW_TOKENS = 150  # ≈ 0.5 s of generation with the tiny model: the job is still running at the first partial
@@ -31,7 +31,7 @@ def _first_partial_t(rc, job_id: str) -> float | None:
 
 def via_ui(stack: Stack, n: int) -> list[dict]:
     g = GradioHTTP(stack.url)
-    rc = stack.client()
+    rc = events.connect(stack.redis.url)
     file = g.upload(_image())
     seen: set[str] = set()
     _new_results(rc, seen)
@@ -52,7 +52,7 @@ def via_jobclient(stack: Stack, n: int) -> list[dict]:
     from common.schemas import Box, RegionRequest
     from web.jobs import JobClient
 
-    settings = stack.settings()
+    settings = stack.settings_for(max_new_tokens=MAX_NEW_TOKENS, queue_wait_timeout=120)
     client = JobClient(settings)
     ref = put_media(settings, _image())
     rows = []
@@ -78,7 +78,7 @@ def _lags(rows: list[dict]) -> tuple[list[float], int]:
 
 def run(quick: bool = False, n: int | None = None) -> list[Result]:
     n = n or (8 if quick else 25)
-    with Stack("streaming", TEST_MODEL, workers=1, web=True, MAX_NEW_TOKENS=str(MAX_NEW_TOKENS),
+    with stack("streaming", TEST_MODEL, workers=1, web=True, MAX_NEW_TOKENS=str(MAX_NEW_TOKENS),
                TORCH_THREADS="1") as st:
         via_ui(st, 2)  # warm-up
         ui = via_ui(st, n)

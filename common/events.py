@@ -9,18 +9,10 @@ from dataclasses import dataclass
 
 import redis
 
-from common.schemas import WorkerInfo
+from common import keys
+from common.schemas import EventType, WorkerInfo
 
-PREFIX = "smolvlm2"
 STREAM_TTL_S = 3600
-
-
-def stream_key(job_id: str) -> str:
-    return f"{PREFIX}:job:{job_id}:events"
-
-
-def worker_key(name: str) -> str:
-    return f"{PREFIX}:worker:{name}"
 
 
 def connect(url: str) -> redis.Redis:
@@ -32,7 +24,7 @@ def connect(url: str) -> redis.Redis:
 @dataclass
 class JobEvent:
     id: str
-    type: str  # started | partial | done
+    type: EventType | str
     text: str
     tokens: int
     t: float
@@ -44,7 +36,7 @@ class EventPublisher:
 
     def __init__(self, client: redis.Redis, job_id: str, min_interval_s: float = 0.05) -> None:
         self.client = client
-        self.key = stream_key(job_id)
+        self.key = keys.events(job_id)
         self.min_interval_s = min_interval_s
         self._last_sent = 0.0
         self._pending: tuple[str, int] | None = None
@@ -59,7 +51,7 @@ class EventPublisher:
         pipe.execute()
 
     def started(self, worker: str) -> None:
-        self._add("started", worker)
+        self._add(EventType.started, worker)
 
     def partial(self, text: str, tokens: int) -> None:
         # The first token goes out at once (streaming lag); later ones at most every min_interval_s.
@@ -69,17 +61,17 @@ class EventPublisher:
             return
         self._pending = None
         self._last_sent = now
-        self._add("partial", text, tokens)
+        self._add(EventType.partial, text, tokens)
 
     def done(self, result_json: str = "") -> None:
         if self._pending is not None:
-            self._add("partial", *self._pending)
-        self._add("done", result=result_json)
+            self._add(EventType.partial, *self._pending)
+        self._add(EventType.done, result=result_json)
 
 
 def read_events(client: redis.Redis, job_id: str, last_id: str = "0", block_ms: int = 200) -> list[JobEvent]:
     """Web side: events after last_id, waiting up to block_ms for the first one."""
-    reply = client.xread({stream_key(job_id): last_id}, block=block_ms, count=100)
+    reply = client.xread({keys.events(job_id): last_id}, block=block_ms, count=100)
     events: list[JobEvent] = []
     for _key, entries in reply or []:
         for entry_id, f in entries:
@@ -92,19 +84,19 @@ def read_events(client: redis.Redis, job_id: str, last_id: str = "0", block_ms: 
 
 def publish_heartbeat(client: redis.Redis, info: WorkerInfo, ttl_s: float) -> None:
     info.updated_at = time.time()
-    client.set(worker_key(info.name), info.model_dump_json(), px=int(ttl_s * 1000))
+    client.set(keys.worker(info.name), info.model_dump_json(), px=int(ttl_s * 1000))
 
 
 def remove_heartbeat(client: redis.Redis, name: str) -> None:
-    client.delete(worker_key(name))
+    client.delete(keys.worker(name))
 
 
 def list_workers(client: redis.Redis) -> list[WorkerInfo]:
-    keys = sorted(client.scan_iter(match=worker_key("*"), count=100))
-    if not keys:
+    found = sorted(client.scan_iter(match=keys.worker("*"), count=100))
+    if not found:
         return []
     workers = []
-    for raw in client.mget(keys):
+    for raw in client.mget(found):
         if raw:
             try:
                 workers.append(WorkerInfo.model_validate(json.loads(raw)))

@@ -25,8 +25,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         task_track_started=True,
-        task_soft_time_limit=s.job_time_limit,
-        task_time_limit=s.job_hard_time_limit,
+        # No task_soft_time_limit / task_time_limit: the solo pool does not enforce them. JOB_TIME_LIMIT is
+        # enforced by the worker itself: checked between generated tokens and while decoding media
+        # (worker.runtime), and past the hard limit the liveness watchdog ends the process (worker.liveness).
         result_expires=s.result_ttl,
         result_extended=False,
         broker_connection_retry_on_startup=True,

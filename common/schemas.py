@@ -18,7 +18,34 @@ class MediaKind(StrEnum):
 
 
 class JobStatus(StrEnum):
+    """How a job ended."""
+
     ok = "ok"
+    error = "error"
+
+
+class JobState(StrEnum):
+    """Where a job is, as the web follows it."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+
+
+class EventType(StrEnum):
+    """Entries of a job's event stream (common.events)."""
+
+    started = "started"
+    partial = "partial"
+    done = "done"
+
+
+class WorkerState(StrEnum):
+    """What a worker's heartbeat says."""
+
+    loading = "loading"
+    ready = "ready"
+    busy = "busy"
     error = "error"
 
 
@@ -147,7 +174,7 @@ class WorkerInfo(BaseModel):
     model_id: str
     device: str
     dtype: str
-    state: Literal["loading", "ready", "busy", "error"]
+    state: WorkerState
     job_id: str | None = None
     error: str | None = None
     updated_at: float = Field(default_factory=time.time)

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Web.
     app_host: str = "0.0.0.0"
     app_port: int = Field(default=7860, ge=1, le=65535)
+    samples_dir: Path = Path("data/samples")  # the UI's example media, made by `make setup` / the web image
+
+    # Local run (`make run`): how many worker processes to start.
+    workers: int = Field(default=1, ge=1)
 
     # Queue and storage.
     redis_url: str = "redis://localhost:6379/0"
@@ -44,7 +48,7 @@ class Settings(BaseSettings):
     video_max_frames: int = Field(default=0, ge=0)  # 0: the model's processor default (CPU: 8)
     max_question_chars: int = Field(default=2000, gt=0)
     max_history_turns: int = Field(default=20, ge=0)
-    job_time_limit: float = Field(default=300, gt=0)  # soft limit, seconds
+    job_time_limit: float = Field(default=300, gt=0)  # seconds; see common.queue for what enforces it
     queue_wait_timeout: int = Field(default=600, gt=0)  # no worker took the job: give up
     result_ttl: int = Field(default=3600, gt=0)
     media_ttl_hours: float = Field(default=24, gt=0)

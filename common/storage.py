@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import time
 import uuid
 from datetime import datetime
@@ -15,6 +15,8 @@ from common.schemas import MediaKind, MediaRef
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".webm", ".mkv"}
 SUPPORTED_HINT = "изображения (JPG, PNG, WebP, BMP, GIF, TIFF) и видео (MP4, MOV, WebM, MKV)"
+UNREADABLE_UPLOAD = "Не удалось прочитать загруженный файл. Загрузите его заново."
+CHUNK = 1 << 20
 
 
 def media_kind_for(name: str) -> MediaKind:
@@ -52,7 +54,7 @@ class MediaStore:
         try:
             size = src.stat().st_size
         except OSError as exc:
-            raise MediaError("Не удалось прочитать загруженный файл. Загрузите его заново.") from exc
+            raise MediaError(UNREADABLE_UPLOAD) from exc
         if size == 0:
             raise MediaError("Файл пустой (0 байт). Загрузите другой файл.")
         if size > self.max_upload_bytes:
@@ -63,15 +65,28 @@ class MediaStore:
         return kind
 
     def save_upload(self, src: Path, name: str | None = None) -> MediaRef:
-        """Copy an uploaded file into the media volume and return its reference."""
+        """Copy an uploaded file into the media volume, named by its content (uploads/<sha256>.<ext>), and
+        return its reference. The same file uploaded again is stored once; its age starts again."""
         src = Path(src)
         kind = self.check_upload(src, name)
         self.ensure_dirs()
-        rel = f"uploads/{uuid.uuid4().hex}{Path(name or src.name).suffix.lower()}"
-        dst = self.media_dir / rel
-        tmp = dst.with_name(dst.name + ".part")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)  # workers never see a half-written file
+        tmp = self.media_dir / "uploads" / f".{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(CHUNK):
+                    digest.update(chunk)
+                    fout.write(chunk)
+            rel = f"uploads/{digest.hexdigest()[:32]}{Path(name or src.name).suffix.lower()}"
+            dst = self.media_dir / rel
+            if dst.is_file():
+                os.utime(dst)  # still in use: the retention clock starts again
+                tmp.unlink()
+            else:
+                os.replace(tmp, dst)  # workers never see a half-written file
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise MediaError(UNREADABLE_UPLOAD) from exc
         return MediaRef(path=rel, kind=kind)
 
     def resolve(self, ref: MediaRef | str) -> Path:
@@ -90,13 +105,6 @@ class MediaStore:
         path = folder / f"{prefix}_{datetime.now().strftime('%Y%m%d_%H%M%S')}.txt"
         path.write_text(text, encoding="utf-8")
         return path
-
-    def is_result_file(self, path: Path) -> bool:
-        try:
-            _inside(self.results_dir, Path(path))
-        except MediaError:
-            return False
-        return Path(path).is_file()
 
     def cleanup(self, ttl_seconds: float, now: float | None = None) -> int:
         """Delete uploads and result files older than ttl_seconds; returns how many went."""

@@ -94,15 +94,116 @@ def audio_only(path: Path, seconds: float = 2.0) -> Path:
     return path
 
 
+def write_all(out_dir: Path) -> None:
+    """The UI examples' media: text.png, scene.png, clip.mp4 (the names web/__main__.py looks for)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text_image(out_dir / "text.png")
+    scene_image(out_dir / "scene.png", (640, 480))
+    video(out_dir / "clip.mp4", seconds=4, fps=12, size=(320, 240))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write the sample media used by the UI examples.")
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    text_image(args.out_dir / "text.png")
-    scene_image(args.out_dir / "scene.png", (640, 480))
-    video(args.out_dir / "clip.mp4", seconds=4, fps=12, size=(320, 240))
+    write_all(args.out_dir)
     print(f"samples written to {args.out_dir}")
+
+
+# ---------------------------------------------------------------- pathological videos (worker/video.py's guards)
+
+
+def single_keyframe_video(path: Path, seconds: float = 590.0, fps: int = 1000,
+                          size: tuple[int, int] = (64, 48)) -> Path:
+    """The "poison" video: one keyframe, then only tiny P-frames (so every seek decodes from the start); by default
+    590 s at 1000 fps, 590 000 frames. Written in about a second: x264's output for a still image repeats with a
+    short period after a few frames, so that cycle of packets is muxed again and again under new timestamps (a
+    valid stream, the same bytes x264 would write for the whole video). The container follows the suffix."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"g": "1000000000", "keyint_min": "1000000000", "sc_threshold": "0",
+                          "preset": "ultrafast", "tune": "zerolatency"}
+        image = np.zeros((h, w, 3), np.uint8)
+        image[h // 4 : h // 2, w // 4 : w // 2] = (255, 255, 0)
+        packets = [p for _ in range(72) for p in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24"))]
+        packets += stream.encode()
+        data = [bytes(p) for p in packets]
+        period = next((p for p in range(1, 33) if data[-p:] == data[-2 * p : -p] == data[-3 * p : -2 * p]), None)
+        if period is None or len(data) != 72:
+            raise RuntimeError("x264 output for a still image did not settle into a cycle")
+        head = len(data) - 3 * period
+        for i in range(max(1, round(seconds * fps))):
+            packet = av.Packet(data[i] if i < head else data[head + (i - head) % period])
+            packet.pts = packet.dts = i
+            packet.time_base = fractions.Fraction(1, fps)
+            packet.stream = stream
+            packet.is_keyframe = i == 0
+            out.mux(packet)
+    return path
+
+
+def timestamp_spike_mkv(path: Path, seconds: float = 3.0, fps: int = 10, spike_s: float = 1_000_000.0) -> Path:
+    """A short mkv whose middle packet says it plays at spike_s: the container then reports the video as
+    spike_s long, though its frames span `seconds`."""
+    src = video(path.with_name(path.name + ".src.mp4"), seconds=seconds, fps=fps, size=(64, 48))
+    try:
+        with av.open(str(src)) as inp, av.open(str(path), "w", format="matroska") as out:
+            ist = inp.streams.video[0]
+            ost = out.add_stream_from_template(ist)
+            middle = round(seconds * fps) // 2
+            for i, packet in enumerate(p for p in inp.demux(ist) if p.dts is not None):
+                if i == middle:
+                    packet.pts = int(spike_s / packet.time_base)
+                packet.stream = ost
+                out.mux(packet)
+    finally:
+        src.unlink(missing_ok=True)
+    return path
+
+
+def raw_h264(path: Path, seconds: float = 3.0, fps: int = 10) -> Path:
+    """A raw H.264 elementary stream (Annex B, no container and no timestamps) under whatever name is given,
+    e.g. clip.mp4, as cameras and stream dumps write them."""
+    src = video(path.with_name(path.name + ".src.mp4"), seconds=seconds, fps=fps, size=(64, 48))
+    try:
+        with av.open(str(src)) as inp, av.open(str(path), "w", format="h264") as out:
+            ist = inp.streams.video[0]
+            ost = out.add_stream_from_template(ist)
+            for packet in inp.demux(ist):
+                if packet.dts is not None:
+                    packet.stream = ost
+                    out.mux(packet)
+    finally:
+        src.unlink(missing_ok=True)
+    return path
+
+
+def streamed_webm(path: Path, seconds: float = 6.0, fps: int = 10, size: tuple[int, int] = (64, 48)) -> Path:
+    """A VP8 webm written as a browser's MediaRecorder writes it, to a stream it cannot seek back in: no
+    duration in the header and no index (cues)."""
+
+    class _Forward:  # a file PyAV can only write forward
+        def __init__(self, f) -> None:
+            self.write = f.write
+
+        def seekable(self) -> bool:
+            return False
+
+    w, h = size
+    with open(path, "wb") as f, av.open(_Forward(f), "w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        n = max(1, round(seconds * fps))
+        for i in range(n):
+            frame = np.zeros((h, w, 3), np.uint8)
+            frame[:, int((w - 1) * i / max(1, n - 1))] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
 
 
 if __name__ == "__main__":

@@ -31,5 +31,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$sum" ]]; then
   echo "$sum" > "$stamp"
 fi
 
+[[ -f data/samples/clip.mp4 ]] || .venv/bin/python scripts/samples.py data/samples
+
 echo "==> test model (data/test-model)"
 HF_HUB_OFFLINE=1 .venv/bin/python scripts/build_test_model.py data/test-model

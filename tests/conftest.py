@@ -1,4 +1,4 @@
-"""Session-scoped real services: redis-server, the test model, a worker process."""
+"""Session-scoped real services: redis-server, the test model, a worker process (scripts/stack.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from common import events
 from common.settings import Settings
 from common.storage import MediaStore
-from tests.procs import ROOT, RedisServer, Service, base_env, wait_for
+from scripts.stack import ROOT, RedisServer, Service, child_env, wait_for, worker_ready
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -26,7 +26,7 @@ def test_model() -> Path:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    server = RedisServer(tmp_path_factory.mktemp("redis"), log=ARTIFACTS / "logs" / "redis-session.log").start()
     yield server
     server.stop()
 
@@ -55,22 +55,15 @@ def store(settings) -> MediaStore:
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return base_env(settings.redis_url, Path(settings.smolvlm2_model_id), settings.media_dir,
-                    settings.results_dir, **extra)
+    return child_env(settings.redis_url, settings.smolvlm2_model_id, settings.media_dir, settings.results_dir,
+                     **extra)
 
 
 def start_worker(settings: Settings, name: str = "worker", **extra: str) -> Service:
-    """Start `python -m worker` and wait until its heartbeat says the model is ready."""
-    svc = Service("worker", worker_env(settings, **extra), ARTIFACTS / "logs" / f"{name}.log").start()
+    """Start `python -m worker` and wait until its heartbeat says the model is ready (or failed to load)."""
+    svc = Service.module(name, "worker", worker_env(settings, **extra), ARTIFACTS / "logs" / f"{name}.log").start()
     client = events.connect(settings.redis_url)
-
-    def ready() -> bool:
-        if not svc.alive:
-            raise RuntimeError(f"worker exited:\n{svc.log_tail()}")
-        tag = f"-{svc.proc.pid}-"
-        return any(tag in w.name and w.state in ("ready", "error") for w in events.list_workers(client))
-
-    wait_for(ready, 120, "worker ready", interval=0.1)
+    wait_for(lambda: worker_ready(client, svc), 120, "worker ready", interval=0.1)
     return svc
 
 

@@ -11,34 +11,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 log = logging.getLogger("web")
 
-SAMPLES = {"text": "text.png", "scene": "scene.png", "clip": "clip.mp4"}
+SAMPLES = {"text": "text.png", "scene": "scene.png", "clip": "clip.mp4"}  # scripts/samples.py writes these
 MAX_THREADS = 256  # each waiting page holds a thread only while it polls Redis (≤ 0.25 s at a time)
 
 
-def ensure_samples(folder: Path) -> dict[str, Path]:
-    """The examples' media, made locally by scripts/samples.py on first start (never downloaded)."""
-    paths = {k: folder / name for k, name in SAMPLES.items()}
-    missing = [k for k, p in paths.items() if not p.is_file()]
-    if missing:
-        try:
-            from scripts import samples as make  # needs PyAV and numpy
-        except ImportError as exc:
-            log.warning("examples disabled: cannot import scripts.samples (%s)", exc)
-            return {k: p for k, p in paths.items() if p.is_file()}
-        writers = {
-            "text": make.text_image,
-            "scene": lambda p: make.scene_image(p, (640, 480)),
-            "clip": lambda p: make.video(p, seconds=4, fps=12, size=(320, 240)),
-        }
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            for k in missing:
-                tmp = paths[k].with_name(f".{os.getpid()}.tmp{paths[k].suffix}")
-                writers[k](tmp)
-                os.replace(tmp, paths[k])  # several web processes may start at once
-        except Exception as exc:  # noqa: BLE001 - examples are optional
-            log.warning("examples incomplete: cannot write sample media to %s (%s)", folder, exc)
-    return {k: p for k, p in paths.items() if p.is_file()}
+def find_samples(folder: Path) -> dict[str, Path]:
+    """The examples' media, written by scripts/samples.py (`make setup`, the web image's first stage)."""
+    found = {k: folder / name for k, name in SAMPLES.items() if (folder / name).is_file()}
+    if len(found) < len(SAMPLES):
+        log.warning("examples incomplete: %s missing in %s (make setup writes them)",
+                    ", ".join(sorted(set(SAMPLES.values()) - {p.name for p in found.values()})), folder)
+    return found
 
 
 def main() -> None:
@@ -54,7 +37,7 @@ def main() -> None:
     settings = get_settings()
     store = store_from_settings(settings)
     store.ensure_dirs()
-    samples = ensure_samples(Path(os.environ.get("SAMPLES_DIR", "data/samples")))
+    samples = find_samples(settings.samples_dir)
     demo = build_app(settings, JobClient(settings), store, samples)
     demo.queue(default_concurrency_limit=None)
     log.info("web on %s:%s, redis %s", settings.app_host, settings.app_port, settings.redis_url)

@@ -9,26 +9,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
 
-from common.errors import GENERIC_FAILURE, MediaError, UserError
-from common.schemas import ChatRequest, JobResult, JobStatus, MediaKind, MediaRef, OcrRequest, RegionRequest, Turn
+from common import contract, imaging
+from common.errors import GENERIC_FAILURE, UserError
+from common.schemas import ChatRequest, JobResult, JobState, JobStatus, MediaRef, OcrRequest, RegionRequest, Turn
 from common.settings import Settings
-from common.storage import MediaStore, media_kind_for
+from common.storage import MediaStore
 from web import render
 from web.jobs import JobClient
 from web.preview import make_preview, to_image_coords
-from web.validation import box_text, check_question, corners_to_box, image_size, parse_box, parse_history
+from web.validation import box_text, corners_to_box, parse_box, parse_history
 
 log = logging.getLogger(__name__)
 
-NEED_IMAGE = "Сначала загрузите изображение."
-NEED_MEDIA = "Сначала загрузите изображение или видео."
-IMAGE_ONLY = "Для этой вкладки нужно изображение, а не видео."
 WORKERS_CACHE_S = 1.0
 
 
@@ -40,54 +37,34 @@ class Handlers:
     def __init__(self, settings: Settings, client: JobClient, store: MediaStore) -> None:
         self.settings, self.client, self.store = settings, client, store
         self._lock = threading.Lock()
-        self._saved: OrderedDict[tuple, MediaRef] = OrderedDict()  # Gradio temp file → its copy in MEDIA_DIR
         self._workers: tuple[float, list | None, str | None] = (0.0, None, None)
 
     # ------------------------------------------------------------ helpers
 
-    def save(self, path: str | Path | None, need: str = NEED_MEDIA) -> MediaRef:
-        """Copy a Gradio upload into MEDIA_DIR once; the same upload used again reuses its copy."""
+    def save(self, path: str | Path | None, need: str = contract.NEED_MEDIA) -> MediaRef:
+        """Copy a Gradio upload into MEDIA_DIR (content-addressed: the same file is stored once)."""
         if not path:
             raise UserError(need)
-        src = Path(path)
-        media_kind_for(src.name)  # an unsupported type is named before anything else
-        try:
-            st = src.stat()
-        except OSError as exc:
-            raise MediaError("Не удалось прочитать загруженный файл. Загрузите его заново.") from exc
-        key = (str(src), st.st_size, st.st_mtime_ns)
-        with self._lock:
-            ref = self._saved.get(key)
-        if ref is not None:
-            try:
-                self.store.resolve(ref)
-                return ref
-            except MediaError:
-                pass  # removed by the retention cleanup: copy it again
-        ref = self.store.save_upload(src, src.name)
-        with self._lock:
-            self._saved[key] = ref
-            while len(self._saved) > 512:
-                self._saved.popitem(last=False)
-        return ref
+        return self.store.save_upload(Path(path))
+
+    def image_size(self, path: str | Path | None) -> tuple[int, int]:
+        """The checks of an image input, without copying it (previews call this on every change)."""
+        if not path:
+            raise UserError(contract.NEED_IMAGE)
+        contract.require_image(self.store.check_upload(Path(path)))
+        return imaging.image_size(path, self.settings.max_image_pixels)
 
     def image_info(self, path: str | Path | None) -> tuple[MediaRef, int, int]:
-        ref = self.save(path, NEED_IMAGE)
-        if ref.kind != MediaKind.image:
-            raise MediaError(IMAGE_ONLY)
-        w, h = image_size(path)
-        if w * h > self.settings.max_image_pixels:
-            raise MediaError(f"Изображение слишком большое: {w}×{h} пикселей "
-                             f"(не более {self.settings.max_image_pixels / 1e6:.0f} млн пикселей).")
-        return ref, w, h
+        w, h = self.image_size(path)
+        return self.save(path, contract.NEED_IMAGE), w, h
 
     def progress(self, req) -> Iterator[tuple[str, str, JobResult | None]]:
         """(status line, text so far, final result or None) for each update of the job."""
         self.client.submit(req)
         for upd in self.client.follow(req):
-            if upd.state == "queued":
+            if upd.state == JobState.queued:
                 yield render.queued_line(upd.position, upd.workers), upd.text, None
-            elif upd.state == "running":
+            elif upd.state == JobState.running:
                 yield render.running_line(req.kind), upd.text, None
             elif upd.result is not None:
                 yield render.done_line(upd.result), upd.result.answer or upd.text, upd.result
@@ -101,8 +78,8 @@ class Handlers:
         return result.answer
 
     def recent(self, turns: list[Turn]) -> list[Turn]:
-        n = self.settings.max_history_turns
-        return turns[-n:] if n else []
+        s = self.settings
+        return contract.trim_history(turns, s.max_history_turns, s.max_question_chars)
 
     @staticmethod
     def failure(exc: Exception) -> str:
@@ -140,9 +117,8 @@ class Handlers:
             ref = self.save(file)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into the UI
             return new_chat(), [], question, render.error_line(self.failure(exc))
-        defaults = set(render.DEFAULT_QUESTIONS.values())
-        if not (question or "").strip() or question.strip() in defaults:
-            question = render.DEFAULT_QUESTIONS[ref.kind]
+        if not (question or "").strip() or question.strip() in contract.DEFAULT_QUESTION.values():
+            question = contract.DEFAULT_QUESTION[ref.kind]
         state = {"media": ref.model_dump(mode="json"), "display": file, "turns": []}
         return state, render.chat_messages(file, []), question, render.uploaded_line(ref.kind)
 
@@ -157,8 +133,8 @@ class Handlers:
         display, turns = state.get("display"), [list(t) for t in state.get("turns", [])]
         try:
             if not state.get("media"):
-                raise UserError(NEED_MEDIA)
-            q = check_question(question, self.settings.max_question_chars)
+                raise UserError(contract.NEED_MEDIA)
+            q = contract.check_question(question, self.settings.max_question_chars)
             history = self.recent([Turn(question=a, answer=b) for a, b in turns])
             req = ChatRequest(media=MediaRef.model_validate(state["media"]), history=history, question=q)
         except Exception as exc:  # noqa: BLE001
@@ -181,7 +157,7 @@ class Handlers:
     def api_vqa(self, file: str | None, question: str | None, history: object = None) -> str:
         """Ask about an image or a video; history is a JSON list of [question, answer] pairs."""
         try:
-            q = check_question(question, self.settings.max_question_chars)
+            q = contract.check_question(question, self.settings.max_question_chars)
             turns = self.recent(parse_history(history))
             return self.run(ChatRequest(media=self.save(file), history=turns, question=q))
         except Exception as exc:  # noqa: BLE001
@@ -229,7 +205,7 @@ class Handlers:
         if not image:
             return None, ""
         try:
-            _, w, h = self.image_info(image)
+            w, h = self.image_size(image)
         except Exception as exc:  # noqa: BLE001
             return None, render.error_line(self.failure(exc))
         hint = f"Изображение {w}×{h} px. Щёлкните два угла области или введите координаты."
@@ -252,7 +228,7 @@ class Handlers:
         if not image or not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
             return gr.skip(), corner, gr.skip(), gr.skip()
         try:
-            _, w, h = self.image_info(image)
+            w, h = self.image_size(image)
         except Exception as exc:  # noqa: BLE001
             return gr.skip(), None, gr.skip(), render.error_line(self.failure(exc))
         x, y = (int(v) for v in evt.index)

@@ -54,12 +54,6 @@ class JobClient:
         except REDIS_ERRORS as exc:
             raise QueueUnavailable() from exc
 
-    def queue_length(self) -> int:
-        try:
-            return int(self.redis.llen(QUEUE))
-        except REDIS_ERRORS as exc:
-            raise QueueUnavailable() from exc
-
     def position(self, job_id: str) -> tuple[int, str | None]:
         """1-based place in line (workers take from the right end), or 0 if no longer queued.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from web.validation import image_size
+from common.imaging import image_size
 
 PREVIEW_MAX = 1024  # longest side of the preview, px
 BOX_COLOR = (255, 40, 40)

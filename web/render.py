@@ -90,14 +90,7 @@ def workers_line(workers: Sequence[WorkerInfo]) -> str:
     return line
 
 
-def queue_down_line(message: str) -> str:
-    return error_line(message)
-
-
 # ---------------------------------------------------------------- chat
-
-DEFAULT_QUESTIONS = {MediaKind.image: "Опиши изображение", MediaKind.video: "Опиши видео"}
-
 
 def chat_messages(display_path: str | None, turns: Sequence[Sequence[str]], pending: str | None = None,
                   partial: str | None = None) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Checks done in the web process before anything is enqueued: pure functions, Pillow only (no torch).
+"""The web's own input parsing: the region box and the API's history. Pure functions.
 
 Every mistake gets its own Russian message (raised as UserError), naming the image size where it matters."""
 
@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-from common.errors import MediaError, UserError
+from common.errors import UserError
 from common.schemas import Box, Turn
 
 MIN_BOX_PX = 4
 FORMAT_HINT = "x1,y1,x2,y2 (например, 10,20,200,150)"
-BAD_IMAGE = "Не удалось прочитать изображение: файл повреждён или не является изображением."
 
 _INT = re.compile(r"[0-9]+")
 _NEGATIVE = re.compile(r"[-−][0-9]+")
@@ -24,19 +20,6 @@ _DECIMAL = re.compile(r"[-−+]?[0-9]*\.[0-9]+|[-−+]?[0-9]+\.[0-9]*")
 
 class BoxError(UserError):
     """The coordinates typed by the user cannot be used."""
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """Width and height as displayed (EXIF orientation applied), read from the header only."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except Image.DecompressionBombError as exc:
-        raise MediaError("Изображение слишком большое: превышен предел числа пикселей.") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(BAD_IMAGE) from exc
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def _number(part: str, index: int) -> int:
@@ -127,12 +110,3 @@ def parse_history(value: object) -> list[Turn]:
         else:
             raise UserError(HISTORY_HINT)
     return turns
-
-
-def check_question(question: str | None, max_chars: int) -> str:
-    q = (question or "").strip()
-    if not q:
-        raise UserError("Вопрос пустой: введите текст вопроса.")
-    if len(q) > max_chars:
-        raise UserError(f"Вопрос слишком длинный: {len(q)} символов при ограничении {max_chars}.")
-    return q

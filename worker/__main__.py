@@ -15,12 +15,13 @@ def main() -> None:
     if settings.hf_hub_offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from worker.tasks import app, liveness  # after the environment is set: HF reads it on import
+    from worker import tasks  # after the environment is set: Hugging Face libraries read it on import
 
-    app.worker_main([
+    parts = tasks.start(settings)
+    tasks.app.worker_main([
         "worker", "--pool=solo", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
-        "--without-mingle", "--without-heartbeat", f"--hostname={liveness.name}@%h",
-        "-Q", app.conf.task_default_queue,
+        "--without-mingle", "--without-heartbeat", f"--hostname={parts.liveness.name}@%h",
+        "-Q", tasks.app.conf.task_default_queue,
     ])
 
 

@@ -1,5 +1,5 @@
-"""A worker's background thread: heartbeat (state, model, device), redelivery of jobs held by
-dead workers, the hard time limit, and expiry of old media.
+"""A worker's liveness thread: its heartbeat (state, model, device), redelivery of jobs held by dead
+workers, and the hard time limit.
 
 Kombu restores an unacknowledged message only after the visibility timeout, which must stay above
 the job time limit. So each worker records the delivery tag of the job it runs; when a worker's
@@ -15,13 +15,10 @@ import threading
 import time
 import uuid
 
-from common import events
-from common.schemas import WorkerInfo
-from common.storage import store_from_settings
+from common import events, keys
+from common.schemas import WorkerInfo, WorkerState
 
 log = logging.getLogger(__name__)
-
-INFLIGHT_KEY = f"{events.PREFIX}:inflight"
 
 
 def instance_name() -> str:
@@ -32,13 +29,12 @@ class Liveness:
     def __init__(self, app, settings, redis_client, runtime) -> None:
         self.app, self.settings, self.redis, self.runtime = app, settings, redis_client, runtime
         self.name = instance_name()
-        self.state = "loading"
+        self.state = WorkerState.loading
         self.job_id: str | None = None
         self.job_started: float | None = None
         self._tag: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="liveness", daemon=True)
-        self._last_cleanup = float("-inf")  # first tick cleans up
 
     @property
     def ttl_s(self) -> float:
@@ -47,17 +43,17 @@ class Liveness:
     # ------------------------------------------------------------ called by the task
 
     def job_begun(self, job_id: str, delivery_tag: str | None) -> None:
-        self.job_id, self.job_started, self._tag, self.state = job_id, time.time(), delivery_tag, "busy"
+        self.job_id, self.job_started, self._tag, self.state = job_id, time.time(), delivery_tag, WorkerState.busy
         if delivery_tag:
             record = {"instance": self.name, "job_id": job_id, "since": self.job_started}
-            self.redis.hset(INFLIGHT_KEY, delivery_tag, json.dumps(record))
+            self.redis.hset(keys.INFLIGHT, delivery_tag, json.dumps(record))
         self.beat()
 
     def job_finished(self) -> None:
         if self._tag:
-            self.redis.hdel(INFLIGHT_KEY, self._tag)
+            self.redis.hdel(keys.INFLIGHT, self._tag)
         self.job_id = self.job_started = self._tag = None
-        self.state = "ready" if self.runtime.model is not None else "error"
+        self.state = WorkerState.ready if self.runtime.model is not None else WorkerState.error
         self.beat()
 
     # ------------------------------------------------------------ background
@@ -87,28 +83,25 @@ class Liveness:
                 self.beat()
                 self.reap()
                 self._watchdog()
-                if time.monotonic() - self._last_cleanup > self.settings.media_cleanup_interval_s:
-                    self._last_cleanup = time.monotonic()
-                    store_from_settings(self.settings).cleanup(self.settings.media_ttl_hours * 3600)
             except Exception:
                 log.warning("liveness tick failed", exc_info=True)
 
     def reap(self) -> int:
         """Put back the jobs of workers whose heartbeat has lapsed; returns how many."""
         restored = 0
-        for tag, raw in self.redis.hgetall(INFLIGHT_KEY).items():
+        for tag, raw in self.redis.hgetall(keys.INFLIGHT).items():
             try:
                 rec = json.loads(raw)
             except ValueError:
                 rec = {}
             instance = rec.get("instance", "")
-            if instance == self.name or self.redis.exists(events.worker_key(instance)):
+            if instance == self.name or self.redis.exists(keys.worker(instance)):
                 continue
             if time.time() - float(rec.get("since", 0)) < self.ttl_s:
                 continue  # just taken: its worker may not have beaten yet
             with self.app.connection_for_write() as conn:
                 conn.default_channel.qos.restore_by_tag(tag)
-            self.redis.hdel(INFLIGHT_KEY, tag)
+            self.redis.hdel(keys.INFLIGHT, tag)
             restored += 1
             log.warning("job %s of dead worker %s put back on the queue", rec.get("job_id"), instance)
         return restored

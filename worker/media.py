@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from common import imaging
 from common.errors import MediaError
-
-BAD_IMAGE = "Не удалось прочитать изображение: файл повреждён или не является изображением."
-
-
-# ---------------------------------------------------------------- images
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -32,28 +27,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 def load_image(path: Path, max_pixels: int) -> Image.Image:
     """RGB, EXIF orientation applied, first frame of an animation, guarded against bombs."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise MediaError(
-                        f"Изображение слишком большое: {w}×{h} пикселей "
-                        f"(не более {max_pixels / 1e6:.0f} млн пикселей)."
-                    )
-                if w < 1 or h < 1:
-                    raise MediaError(BAD_IMAGE)
-                im.seek(0)
-                im.load()
-                out = _to_rgb(ImageOps.exif_transpose(im))
-    except MediaError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaError("Изображение слишком большое: превышен предел числа пикселей.") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise MediaError(BAD_IMAGE) from exc
-    return out
+    with imaging.open_image(path) as im:
+        imaging.check_pixels(*im.size, max_pixels)
+        im.seek(0)
+        im.load()
+        return _to_rgb(ImageOps.exif_transpose(im))
 
 
 def crop_with_margin(im: Image.Image, box: tuple[int, int, int, int], margin: float = 0.1) -> Image.Image:

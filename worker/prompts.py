@@ -3,15 +3,8 @@ only); the user's own question is passed through, except the UI's default questi
 
 from __future__ import annotations
 
+from common.contract import model_question
 from common.schemas import MediaKind, Turn
-
-# The UI's Russian default questions, asked the way the model understands best.
-DEFAULT_QUESTIONS = {
-    "опиши изображение": "Describe this image in detail.",
-    "опиши видео": "Describe this video in detail.",
-    "что на изображении?": "What is shown in this image?",
-    "что происходит на видео?": "What happens in this video?",
-}
 
 OCR_PROMPT = (
     "Read all the text visible in this image. Write it exactly as it appears, line by line, "
@@ -24,11 +17,6 @@ REGION_PROMPT = (
     "What is the main object in it? Answer in one or two sentences: name the object and "
     "describe its appearance (colour, shape, material, any visible text)."
 )
-
-
-def model_question(question: str) -> str:
-    q = question.strip()
-    return DEFAULT_QUESTIONS.get(q.lower().rstrip(" .!"), DEFAULT_QUESTIONS.get(q.lower(), q))
 
 
 def _text(text: str) -> dict:

@@ -8,47 +8,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import contract
 from common.errors import JobTimeout, UserError
 from common.schemas import ChatRequest, FrameInfo, MediaKind, OcrRequest, RegionRequest
 from common.settings import Settings
-from worker import media, prompts
+from worker import device, media, prompts
 from worker import video as video_mod
 from worker.postprocess import clean_answer, clean_ocr, find_cycle
+from worker.streamer import TextSoFar
 
 log = logging.getLogger(__name__)
-
-CPU_VIDEO_FRAMES = 8  # the processor's 64 frames cost > 60 s of prefill on 2 CPU cores
-
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(requested: str) -> tuple[str, str | None]:
-    """The device to use and, where the request cannot be honoured, a warning."""
-    import torch
-
-    has_cuda = torch.cuda.is_available()
-    if requested == "cuda" and not has_cuda:
-        return "cpu", "MODEL_DEVICE=cuda, но GPU недоступен: модель запущена на CPU."
-    if requested == "auto":
-        return ("cuda" if has_cuda else "cpu"), None
-    return requested, None
-
-
-def resolve_dtype(device: str, requested: str):
-    import torch
-
-    if requested != "auto":
-        return getattr(torch, requested)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
-
 
 def load_failure_message(model_id: str, offline: bool, hf_home: str | None) -> str:
     where = hf_home or os.environ.get("HF_HOME") or "~/.cache/huggingface"
@@ -73,44 +42,6 @@ class Prediction:
     frames: list[FrameInfo] = field(default_factory=list)
 
 
-class _Streamer:
-    """Receives new tokens from generate() and publishes the text so far.
-
-    Decoding is incremental: text is committed once it ends on a whole character, and only the
-    tokens after that point are decoded again, so a long answer costs O(n), not O(n²)."""
-
-    def __init__(self, tokenizer, on_text, on_first_token=None) -> None:
-        self.tokenizer, self.on_text, self.on_first_token = tokenizer, on_text, on_first_token
-        self.ids: list[int] = []
-        self.first_token_at: float | None = None
-        self._prompt_seen = False
-        self._committed = ""
-        self._offset = 0
-
-    def text(self) -> str:
-        tail = self.tokenizer.decode(self.ids[self._offset :], skip_special_tokens=True)
-        if tail and not tail.endswith("\ufffd") and len(self.ids) - self._offset >= 8:
-            self._committed += tail
-            self._offset = len(self.ids)
-            return self._committed
-        return self._committed + tail
-
-    def put(self, value) -> None:
-        if not self._prompt_seen:  # generate() first hands over the prompt
-            self._prompt_seen = True
-            return
-        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
-        if self.first_token_at is None:
-            self.first_token_at = time.time()
-            if self.on_first_token is not None:
-                self.on_first_token()
-        if self.on_text is not None:
-            self.on_text(self.text(), len(self.ids))
-
-    def end(self) -> None:
-        pass
-
-
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -133,11 +64,12 @@ class Runtime:
         s = self.settings
         if s.torch_threads:
             torch.set_num_threads(s.torch_threads)
-        self.device, warning = resolve_device(s.model_device)
+        self.device, warning = device.resolve_device(s.model_device, torch.cuda.is_available())
         if warning:
             log.warning(warning)
-        dtype = resolve_dtype(self.device, s.model_dtype)
-        self.dtype_name = str(dtype).removeprefix("torch.")
+        cuda_bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
+        self.dtype_name = device.resolve_dtype(self.device, s.model_dtype, cuda_bf16, device.cpu_has_fast_bf16())
+        dtype = getattr(torch, self.dtype_name)
         t0 = time.perf_counter()
         try:
             processor = AutoProcessor.from_pretrained(self.model_id)
@@ -165,16 +97,11 @@ class Runtime:
     # ------------------------------------------------------------ helpers
 
     def _splitting(self, kind: str) -> bool:
-        mode = self.settings.image_splitting
-        if mode != "auto":
-            return mode == "on"
-        return self.device == "cuda" or kind == "ocr"
+        return device.image_splitting(self.settings.image_splitting, self.device, kind)
 
     def video_frame_limit(self) -> int:
-        if self.settings.video_max_frames:
-            return self.settings.video_max_frames
-        default = int(getattr(self.processor.video_processor, "num_frames", 64) or 64)
-        return default if self.device == "cuda" else min(default, CPU_VIDEO_FRAMES)
+        default = getattr(self.processor.video_processor, "num_frames", None)
+        return device.video_frames(self.settings.video_max_frames, default, self.device)
 
     def _video_longest_edge(self) -> int:
         vp = self.processor.video_processor
@@ -200,8 +127,7 @@ class Runtime:
             kwargs.update(videos=[video.frames], video_metadata=[meta], do_sample_frames=False)
         return self.processor(**kwargs)
 
-    def _generate(self, inputs, max_new_tokens: int, on_text, deadline: float,
-                  loop_guard: bool) -> tuple[str, int, int, float | None]:
+    def _generate(self, inputs, max_new_tokens: int, on_text, deadline: float) -> tuple[str, int, int, float | None]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -213,14 +139,14 @@ class Runtime:
             def decode_mode() -> None:
                 torch.backends.mkldnn.enabled = False
 
-        streamer = _Streamer(self.processor.tokenizer, on_text, decode_mode)
+        streamer = TextSoFar(self.processor.tokenizer, on_text, decode_mode)
         limit_s = self.settings.job_time_limit
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kw):
                 if time.time() > deadline:
                     raise JobTimeout(limit_s)
-                return bool(loop_guard and find_cycle(streamer.ids, max_period=32, min_repeats=4))
+                return find_cycle(streamer.ids, max_period=32, min_repeats=4) is not None
 
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
@@ -249,11 +175,11 @@ class Runtime:
         frames: list[FrameInfo] = []
         if req.media.kind == MediaKind.video:
             if req.kind != "chat":
-                raise UserError("Для этой вкладки нужно изображение, а не видео.")
+                contract.require_image(req.media.kind)
             video = video_mod.decode_video(
                 path, target_fps=float(getattr(self.processor.video_processor, "fps", 1) or 1),
                 max_frames=self.video_frame_limit(), max_seconds=s.max_video_seconds,
-                longest_edge=self._video_longest_edge(),
+                longest_edge=self._video_longest_edge(), deadline=deadline, time_limit_s=s.job_time_limit,
             )
             pairs = zip(video.indices, video.timestamps, strict=True)
             frames = [FrameInfo(index=i, timestamp=round(t, 3)) for i, t in pairs]
@@ -268,6 +194,6 @@ class Runtime:
                 image = media.crop_with_margin(image, req.box.as_tuple())
                 messages = prompts.region_messages()
             inputs = self._inputs(messages, images=[image], splitting=self._splitting(req.kind))
-        text, n_prompt, n_new, first = self._generate(inputs, limit, on_text, deadline, loop_guard=True)
+        text, n_prompt, n_new, first = self._generate(inputs, limit, on_text, deadline)
         answer = clean_ocr(text) if req.kind == "ocr" else clean_answer(text)
         return Prediction(answer, n_prompt, n_new, first, frames)

@@ -1,48 +1,74 @@
-"""Celery wiring: the one task and the worker's lifecycle signals. Logic lives in handler."""
+"""Celery wiring: the app, the one task, and the worker's start-up. Job logic lives in worker.runner."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import redis
 from celery import signals
 
 from common import events
-from common.settings import get_settings
-from worker.celery_app import TASK_NAME, app
-from worker.handler import handle
+from common.queue import TASK_NAME, make_celery
+from common.schemas import WorkerState
+from common.settings import Settings
+from worker.housekeeping import Housekeeping
 from worker.liveness import Liveness
+from worker.runner import execute
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-_settings = get_settings()
-runtime = Runtime(_settings)
-_redis = events.connect(_settings.redis_url)
-liveness = Liveness(app, _settings, _redis, runtime)
+app = make_celery()
+
+
+@dataclass
+class Parts:
+    """What one worker process owns, built once by start()."""
+
+    settings: Settings
+    runtime: Runtime
+    redis: redis.Redis
+    liveness: Liveness
+    housekeeping: Housekeeping
+
+
+_parts: Parts | None = None
+
+
+def start(settings: Settings) -> Parts:
+    """Build the worker's parts before Celery starts; the model loads later, in worker_process_init."""
+    global _parts
+    client = events.connect(settings.redis_url)
+    runtime = Runtime(settings)
+    _parts = Parts(settings, runtime, client, Liveness(app, settings, client, runtime), Housekeeping(settings))
+    return _parts
 
 
 @signals.worker_init.connect
 def _on_worker_init(**_: object) -> None:
-    liveness.start()  # heartbeat says "loading" while the model loads
+    _parts.liveness.start()  # the heartbeat says "loading" while the model loads
+    _parts.housekeeping.start()
 
 
 @signals.worker_process_init.connect
 def _on_process_init(**_: object) -> None:
     # Solo pool: this runs in the worker process itself, never in a forked child.
-    liveness.state = "ready" if runtime.setup() else "error"
-    liveness.beat()
+    _parts.liveness.state = WorkerState.ready if _parts.runtime.setup() else WorkerState.error
+    _parts.liveness.beat()
 
 
 @signals.worker_shutdown.connect
 def _on_shutdown(**_: object) -> None:
-    liveness.stop()
+    _parts.housekeeping.stop()
+    _parts.liveness.stop()
 
 
 @app.task(name=TASK_NAME, bind=True)
 def run_job(self, payload: dict) -> dict:
     tag = (self.request.properties or {}).get("delivery_tag")  # kombu's id of this delivery
-    liveness.job_begun(str(payload.get("job_id", "")), tag)
+    _parts.liveness.job_begun(str(payload.get("job_id", "")), tag)
     try:
-        return handle(payload, runtime, _redis, liveness.name)
+        return execute(payload, _parts.runtime, _parts.redis, _parts.liveness.name)
     finally:
-        liveness.job_finished()
+        _parts.liveness.job_finished()

@@ -1,16 +1,34 @@
-"""Video decoding through PyAV: seek-based frame sampling with the SmolVLM2 frame-index rule."""
+"""Video decoding through PyAV: seek-based frame sampling with the SmolVLM2 frame-index rule, with the work per
+video bounded (a deadline, a cap on frames decoded per seek, a frame-rate limit), so one crafted file cannot pin
+a worker."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 
-from common.errors import MediaError
+from common.errors import JobTimeout, MediaError
 
 BAD_VIDEO = "Не удалось прочитать видео: файл повреждён или не является видео."
+MAX_FPS = 240  # slow-motion phones record 240 fps; more than that is a broken or crafted file
+# A seek decodes from the keyframe before its target: 720 frames covers a 12-s GOP at 60 fps, longer than any
+# normal encoder makes; past it a file with (almost) no keyframes would be decoded from the start at every seek.
+MAX_FRAMES_PER_SEEK = 720
+PROBE_PACKETS = 5000  # packets read (not decoded) after the last keyframe to find where the video ends
+MAX_GAP_S = 10.0  # a timestamp this far beyond its neighbours is a broken packet, not part of the video
+_FAR_S = 10**7  # a seek target past the end of any video: lands on the last keyframe
+_CODECS = {"h264": "H.264", "hevc": "H.265 (HEVC)"}
+
+
+def _ru(x: float) -> str:
+    """A number as Russian text writes it: 1 000 001, 2,5 (no-break spaces between thousands, a decimal comma)."""
+    return f"{x:,.1f}".removesuffix(".0").replace(",", "\u00a0").replace(".", ",")
+
 
 def sample_indices(total_frames: int, video_fps: float, target_fps: float, max_frames: int) -> list[int]:
     """Frame indices exactly as the SmolVLM2 video processor samples them: round(target_fps *
@@ -44,10 +62,22 @@ def _scaled(width: int, height: int, longest_edge: int) -> tuple[int, int]:
 
 
 def decode_video(
-    path: Path, *, target_fps: float, max_frames: int, max_seconds: float, longest_edge: int
+    path: Path, *, target_fps: float, max_frames: int, max_seconds: float, longest_edge: int,
+    deadline: float | None = None, time_limit_s: float | None = None,
 ) -> VideoFrames:
     """Sample frames by seeking near each target time, so long videos are never decoded whole;
-    frames are scaled down to the model's video size at once, which bounds memory."""
+    frames are scaled down to the model's video size at once, which bounds memory.
+
+    deadline is a time.time() by which decoding must be done; it is checked for every packet and frame read,
+    and past it JobTimeout(time_limit_s) is raised (time_limit_s: the job's limit, for the message; by default
+    the time that was left at the call)."""
+    if deadline is not None and time_limit_s is None:
+        time_limit_s = max(1, round(deadline - time.time()))
+
+    def check() -> None:
+        if deadline is not None and time.time() > deadline:
+            raise JobTimeout(time_limit_s)
+
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -56,21 +86,35 @@ def decode_video(
         if not container.streams.video:
             raise MediaError("В файле нет видеодорожки (например, только звук). Загрузите видео.")
         stream = container.streams.video[0]
+        if container.format.flags & av.format.Flags.no_timestamps.value:
+            # Raw H.264/HEVC: no timestamps and no index, so no seeking; only a sequential decode would work.
+            codec = stream.codec_context.name
+            raise MediaError(
+                f"Это не видеофайл MP4/MKV/WebM, а «сырой» поток {_CODECS.get(codec, codec.upper())} без контейнера "
+                f"(в нём нет отметок времени кадров). Перепакуйте его в MP4, например: "
+                f"ffmpeg -i in.{codec} -c copy out.mp4"
+            )
         stream.thread_type = "AUTO"
         tb = stream.time_base
         start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
-        if stream.duration is not None:
-            duration = float(stream.duration * tb)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = 0.0
-        if duration > max_seconds:
+        # The average rate, not the guessed one: that is often 1000 for a browser's webm (millisecond timestamps).
+        # Checked before the probe: such a file can have a million packets to read.
+        fps = float(stream.average_rate or 0)
+        if round(fps) > MAX_FPS:
             raise MediaError(
-                f"Видео слишком длинное: {duration:.0f} с при ограничении {max_seconds:.0f} с."
+                f"Слишком высокая частота кадров: {_ru(fps)} кадров/с (допустимо не более {MAX_FPS}). "
+                "Перекодируйте видео с обычной частотой, например 30 кадров/с."
             )
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        fps = fps or float(stream.guessed_rate or 25)
+        duration = _duration(container, stream, start, fps, check)
+        if duration > max_seconds:
+            raise MediaError(f"Видео слишком длинное: {_ru(duration)} с при ограничении {_ru(max_seconds)} с.")
         total = stream.frames or max(1, round(duration * fps))
+        if total > MAX_FPS * max(duration, 1.0):
+            raise MediaError(
+                f"Слишком много кадров: {_ru(total)} за {_ru(duration)} с, то есть {_ru(total / max(duration, 1.0))} "
+                f"кадров/с (допустимо не более {MAX_FPS})."
+            )
         targets = [i / fps for i in sample_indices(total, fps, target_fps, max_frames)]
         # A keyframe this close before the target is taken as is, without decoding forward to it: up to a
         # quarter of the spacing between samples (at most 2 s), so the sparse samples of a long video cost one
@@ -78,9 +122,10 @@ def decode_video(
         spacing = duration / len(targets) if len(targets) > 1 else duration
         tolerance = min(2.0, spacing / 4)
         out = VideoFrames([], [], [], fps, duration, total)
+        dead_ends: set[int | None] = set()
         try:
             for target in targets:
-                frame = _frame_near(container, stream, start + target, tolerance)
+                frame = _frame_near(container, stream, start + target, tolerance, start + duration, dead_ends, check)
                 if frame is None:
                     continue
                 t = float(frame.pts * tb) - start if frame.pts is not None else target
@@ -97,17 +142,59 @@ def decode_video(
     return out
 
 
-def _frame_near(container, stream, t: float, tolerance: float):
-    """The first frame at or after t (or a keyframe within tolerance before it)."""
+def _duration(container, stream, start: float, fps: float, check: Callable[[], None]) -> float:
+    """Where the video ends, from the timestamps of the packets after its last keyframe (read, not decoded): the
+    header's duration is the largest timestamp, so one broken packet makes a 3-s clip a million seconds long."""
+    tb = stream.time_base
+    if stream.duration is not None:
+        header = float(stream.duration * tb)
+    elif container.duration is not None:
+        header = container.duration / av.time_base
+    else:
+        header = 0.0
+    stamps: list[float] = []
+    try:
+        container.seek(int(_FAR_S / tb), stream=stream, backward=True, any_frame=False)
+        for packet in container.demux(stream):
+            check()
+            if packet.pts is not None:
+                stamps.append(float(packet.pts * tb))
+            if len(stamps) > PROBE_PACKETS:
+                return header  # no keyframe near the end: the header is all there is
+    except (av.FFmpegError, OSError, ValueError):
+        return header
+    if not stamps:
+        return header
+    stamps.sort()
+    end = stamps[0]
+    for t in stamps[1:]:
+        if t - end > MAX_GAP_S:
+            break  # the rest are broken far-off timestamps
+        end = t
+    return max(0.0, end + 1 / fps - start)
+
+
+def _frame_near(container, stream, t: float, tolerance: float, end: float, dead_ends: set, check):
+    """The first frame at or after t (or a keyframe within tolerance before it). At most MAX_FRAMES_PER_SEEK
+    frames are decoded: past that the last one is taken, and its keyframe is remembered in dead_ends, so a later
+    seek landing on it again stops at once instead of decoding the same frames to the same frame."""
     tb = stream.time_base
     container.seek(max(0, int(t / tb)), stream=stream, backward=True, any_frame=False)
     last = None
-    for frame in container.decode(stream):
-        if frame.pts is None:
+    for n, frame in enumerate(container.decode(stream), 1):
+        check()
+        if n == 1:
+            first = frame.pts
+            if first in dead_ends:
+                return None
+        ft = float(frame.pts * tb) if frame.pts is not None else None
+        if ft is None:
             last = frame
-            continue
-        ft = float(frame.pts * tb)
-        if ft >= t - 1e-6 or (last is None and t - ft <= tolerance):
-            return frame
-        last = frame
+        elif ft <= end + MAX_GAP_S:  # later than that: a broken far-off timestamp, skipped
+            if ft >= t - 1e-6 or (last is None and t - ft <= tolerance):
+                return frame
+            last = frame
+        if n >= MAX_FRAMES_PER_SEEK:
+            dead_ends.add(first)
+            return last
     return last  # t is past the last frame: use the last one

@@ -54,22 +54,35 @@ def test_resolve_refuses_escapes(store, tmp_path):
         store.resolve(MediaRef(path="uploads/missing.png", kind="image"))
 
 
-def test_result_files_and_membership(store, tmp_path):
+def test_result_files(store):
     path = store.write_result("Привет\nмир")
     assert path.name.startswith("ocr_result_") and path.suffix == ".txt"
     assert path.read_text(encoding="utf-8") == "Привет\nмир"
-    assert store.is_result_file(path)
-    outside = tmp_path / "x.txt"
-    outside.write_text("x")
-    assert not store.is_result_file(outside)
-    assert not store.is_result_file(store.results_dir / ".." / "x.txt")
+    assert path.parent.parent == store.results_dir
+
+
+def test_uploads_are_named_by_content_and_stored_once(store, tmp_path):
+    a, b = tmp_path / "a.PNG", tmp_path / "b.png"
+    a.write_bytes(b"same bytes")
+    b.write_bytes(b"same bytes")
+    ref_a, ref_b = store.save_upload(a), store.save_upload(b)
+    assert ref_a == ref_b and ref_a.path.endswith(".png")
+    other = tmp_path / "c.png"
+    other.write_bytes(b"other bytes")
+    assert store.save_upload(other).path != ref_a.path
+    stored = store.resolve(ref_a)
+    os.utime(stored, (1, 1))
+    store.save_upload(a)  # uploaded again: its retention clock starts again
+    assert stored.stat().st_mtime > 1
+    assert not list((store.media_dir / "uploads").glob(".*.part"))
 
 
 def test_cleanup_removes_only_expired(store, tmp_path):
-    src = tmp_path / "a.png"
-    src.write_bytes(b"x")
-    old = store.resolve(store.save_upload(src))
-    new = store.resolve(store.save_upload(src))
+    old_src, new_src = tmp_path / "a.png", tmp_path / "b.png"
+    old_src.write_bytes(b"old")
+    new_src.write_bytes(b"new")
+    old = store.resolve(store.save_upload(old_src))
+    new = store.resolve(store.save_upload(new_src))
     res = store.write_result("t")
     past = time.time() - 7200
     os.utime(old, (past, past))

@@ -115,7 +115,7 @@ CASES: list[tuple[str, str, tuple, str]] = [
 @pytest.fixture(scope="module")
 def stack(make_stack, tmp_path_factory):
     stack = make_stack(max_upload_mb=LIMIT_MB)
-    stack.add_worker("bad-input", MAX_VIDEO_SECONDS=str(MAX_VIDEO_S), MAX_UPLOAD_MB=str(LIMIT_MB))
+    stack.start_worker("bad-input", MAX_VIDEO_SECONDS=str(MAX_VIDEO_S), MAX_UPLOAD_MB=str(LIMIT_MB))
     stack.start_web(MAX_UPLOAD_MB=str(LIMIT_MB), MAX_VIDEO_SECONDS=str(MAX_VIDEO_S))
     stack.files = _make(tmp_path_factory.mktemp("bad"))
     stack.api = Client(stack.url, verbose=False, download_files=str(tmp_path_factory.mktemp("dl")))

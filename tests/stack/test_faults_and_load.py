@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 from common import events
 from scripts import samples
 from scripts.load_test import run_load
-from tests.procs import wait_for
+from scripts.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def stack(make_stack, tmp_path_factory):
     stack = make_stack()
     for name in ("w1", "w2"):
-        stack.add_worker(f"load-{name}", MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
+        stack.start_worker(f"load-{name}", MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
     stack.start_web(MAX_NEW_TOKENS="3000")
     stack.image = samples.scene_image(tmp_path_factory.mktemp("img") / "scene.png")
     stack.api = Client(stack.url, verbose=False)
@@ -43,7 +43,7 @@ def test_killed_worker_mid_job_the_user_still_gets_the_answer(stack):
     caller.start()
     busy = wait_for(lambda: [w for w in events.list_workers(stack.client.redis) if w.state == "busy"], 30,
                     "a busy worker")[0]
-    victim = next(s for s in stack.workers if f"-{s.proc.pid}-" in busy.name)
+    victim = next(s for s in stack.workers if f"-{s.pid}-" in busy.name)
     victim.kill()  # SIGKILL mid-generation
     t0 = time.monotonic()
     caller.join(90)
@@ -56,7 +56,7 @@ def test_killed_worker_mid_job_the_user_still_gets_the_answer(stack):
         svc.stop()
     stack.workers.clear()
     for name in ("w3", "w4"):
-        stack.add_worker(f"load-{name}")
+        stack.start_worker(f"load-{name}")
 
 
 def test_redis_down_the_web_says_so_keeps_serving_and_recovers(stack):

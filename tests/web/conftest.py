@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from scripts import samples
+from scripts.stack import Service, free_port, wait_for, web_up
 from tests.conftest import ARTIFACTS, worker_env
-from tests.procs import Service, free_port, wait_for
 
 
 def start_web(settings, tmp: Path, name: str = "web", **extra: str) -> tuple[Service, str]:
     """`python -m web` on a free loopback port; returns once / answers HTTP 200."""
     port = free_port()
-    env = worker_env(
-        settings, APP_HOST="127.0.0.1", APP_PORT=str(port), SAMPLES_DIR=str(tmp / "samples"),
-        GRADIO_TEMP_DIR=str(tmp / "gradio"), **extra,
-    )
-    svc = Service("web", env, ARTIFACTS / "logs" / f"{name}.log").start()
+    env = worker_env(settings, APP_HOST="127.0.0.1", APP_PORT=str(port), GRADIO_TEMP_DIR=str(tmp / "gradio"), **extra)
+    svc = Service.module(name, "web", env, ARTIFACTS / "logs" / f"{name}.log").start()
     url = f"http://127.0.0.1:{port}/"
-
-    def up() -> bool:
-        if not svc.alive:
-            raise RuntimeError(f"web exited:\n{svc.log_tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
     try:
-        wait_for(up, 60, "web HTTP 200 on /", interval=0.2)
+        wait_for(lambda: web_up(url, svc), 60, "web HTTP 200 on /", interval=0.2)
     except BaseException:
         svc.stop()
         raise

@@ -12,8 +12,8 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from common.contract import IMAGE_ONLY
 from tests.web.conftest import start_web
-from web.handlers import IMAGE_ONLY
 from web.validation import BoxError, parse_box
 
 pytestmark = pytest.mark.integration

@@ -6,11 +6,12 @@ from __future__ import annotations
 import gradio as gr
 import pytest
 
+from common.contract import NEED_IMAGE, NEED_MEDIA
 from common.errors import QueueUnavailable
 from common.storage import MediaStore
+from scripts.stack import free_port
 from tests.conftest import make_settings
-from tests.procs import free_port
-from web.handlers import NEED_IMAGE, NEED_MEDIA, Handlers
+from web.handlers import Handlers
 from web.jobs import JobClient
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ import redis
 from gradio_client import Client, handle_file
 
 from common import events
+from scripts.stack import ROOT, free_port, wait_for
 from tests.conftest import ARTIFACTS
-from tests.procs import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

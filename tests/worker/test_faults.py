@@ -6,16 +6,14 @@ import time
 
 import pytest
 
-from common import events
+from common import events, keys
 from common.queue import TASK_NAME
 from common.schemas import ChatRequest, JobStatus, OcrRequest
 from common.storage import MediaStore
 from scripts import samples
-from tests.conftest import make_settings, start_worker
-from tests.procs import RedisServer, wait_for
+from scripts.stack import RedisServer, wait_for
+from tests.conftest import ARTIFACTS, make_settings, start_worker
 from web.jobs import JobClient
-from worker.handler import attempts_key
-from worker.liveness import INFLIGHT_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +22,7 @@ pytestmark = pytest.mark.integration
 def stack(tmp_path_factory, test_model):
     """A private redis-server, so these workers never compete with the session worker."""
     root = tmp_path_factory.mktemp("faults")
-    server = RedisServer(root / "redis").start()
+    server = RedisServer(root / "redis", log=ARTIFACTS / "logs" / "redis-faults.log").start()
     settings = make_settings(server.url, root, test_model)
     store = MediaStore(settings.media_dir, settings.results_dir, settings.max_upload_bytes)
     client = JobClient(settings)
@@ -59,7 +57,7 @@ def test_job_of_a_killed_worker_is_redelivered(stack, tmp_path):
     time.sleep(0.05)
     doomed.kill()  # SIGKILL mid-job: no ack, no result
     assert client.app.backend.get_task_meta(req.job_id)["status"] in ("PENDING", "STARTED")
-    assert client.redis.hlen(INFLIGHT_KEY) >= 1
+    assert client.redis.hlen(keys.INFLIGHT) >= 1
     t_killed = time.monotonic()
     restarted = start_worker(settings, name="restarted")
     try:
@@ -67,8 +65,8 @@ def test_job_of_a_killed_worker_is_redelivered(stack, tmp_path):
         assert result.status == JobStatus.ok, result.error
         assert f"-{restarted.proc.pid}-" in result.worker
         assert time.monotonic() - t_killed < 30
-        assert int(client.redis.get(attempts_key(req.job_id))) == 2
-        assert client.redis.hlen(INFLIGHT_KEY) == 0
+        assert int(client.redis.get(keys.attempts(req.job_id))) == 2
+        assert client.redis.hlen(keys.INFLIGHT) == 0
     finally:
         restarted.stop()
 
@@ -169,7 +167,7 @@ def test_restarting_workers_loses_and_repeats_nothing(stack, tmp_path):
         assert all(r.status == JobStatus.ok for r in results), [r.error for r in results]
         assert len({r.job_id for r in results}) == 6
         for req in reqs:  # each job ran exactly once
-            assert int(client.redis.get(attempts_key(req.job_id))) == 1
+            assert int(client.redis.get(keys.attempts(req.job_id))) == 1
             started = [e for e in events.read_events(client.redis, req.job_id, "0", 10) if e.type == "started"]
             assert len(started) == 1
     finally:
@@ -191,7 +189,7 @@ def test_redis_down_is_a_russian_message_and_recovers(stack, tmp_path):
     finally:
         server.start()
     client.submit(ChatRequest(media=ref, question="What is this?"))  # reconnects by itself
-    assert client.queue_length() == 1
+    assert client.redis.llen(client.app.conf.task_default_queue) == 1
     client.redis.delete(client.app.conf.task_default_queue)
 
 
@@ -200,8 +198,8 @@ def test_worker_deletes_expired_media_and_results(stack, tmp_path):
 
     settings, _client, store = stack
     store.ensure_dirs()
-    src = samples.scene_image(tmp_path / "s.png")
-    old_upload, new_upload = (store.resolve(store.save_upload(src)) for _ in range(2))
+    old_upload = store.resolve(store.save_upload(samples.scene_image(tmp_path / "old.png", (64, 48))))
+    new_upload = store.resolve(store.save_upload(samples.scene_image(tmp_path / "new.png", (48, 64))))
     old_result, new_result = store.write_result("old"), store.write_result("new")
     past = time.time() - 2 * 3600
     for path in (old_upload, old_result):

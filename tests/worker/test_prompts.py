@@ -18,12 +18,6 @@ def test_history_is_replayed_with_media_only_once():
     assert [m["content"][-1]["text"] for m in msgs] == ["q1", "a1", "q2", "a2", "q3"]
 
 
-def test_default_russian_questions_are_asked_in_english():
-    assert prompts.model_question("Опиши изображение") == "Describe this image in detail."
-    assert prompts.model_question("  опиши видео. ") == "Describe this video in detail."
-    assert prompts.model_question("Сколько здесь людей?") == "Сколько здесь людей?"
-
-
 def test_ocr_and_region_prompts():
     ocr = prompts.ocr_messages()
     assert ocr[0]["content"][0] == {"type": "image"}

@@ -1,4 +1,4 @@
-"""One job from queue payload to JobResult: validation, media, events, the two error tiers."""
+"""Runs one job, from queue payload to JobResult: checks, media, events, the two tiers of errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 from pydantic import ValidationError
 
-from common import events
+from common import contract, events, keys
 from common.errors import GENERIC_FAILURE, UserError
 from common.schemas import JobResult, JobStatus, parse_request
 from common.storage import store_from_settings
@@ -17,35 +17,22 @@ from worker.runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-HISTORY_CHARS_PER_QUESTION = 8
 TOO_MANY_ATTEMPTS = (
     "Задание прерывалось {n} раза подряд (обработчик перезапускался или превысил лимит времени). "
     "Попробуйте файл поменьше или более короткий вопрос."
 )
 
 
-def attempts_key(job_id: str) -> str:
-    return f"{events.PREFIX}:job:{job_id}:attempts"
-
-
-def _check_request(req, settings) -> None:
+def check_request(req, settings) -> None:
+    """The contract again on the worker's side: the queue is a trust boundary too."""
     if req.kind == "chat":
-        if not req.question.strip():
-            raise UserError("Вопрос пустой: введите текст вопроса.")
-        if len(req.question) > settings.max_question_chars:
-            raise UserError(
-                f"Вопрос слишком длинный: {len(req.question)} символов при ограничении "
-                f"{settings.max_question_chars}."
-            )
-        # Oldest turns go first: by count, then by size (an API caller may send huge turns).
-        history = req.history[-settings.max_history_turns :] if settings.max_history_turns else []
-        budget = HISTORY_CHARS_PER_QUESTION * settings.max_question_chars
-        while history and sum(len(t.question) + len(t.answer) for t in history) > budget:
-            history = history[1:]
-        req.history = history
+        contract.check_question(req.question, settings.max_question_chars)
+        req.history = contract.trim_history(req.history, settings.max_history_turns, settings.max_question_chars)
+    else:
+        contract.require_image(req.media.kind)
 
 
-def handle(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> dict:
+def execute(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> dict:
     """Run one job; never raises: every failure becomes a result with a Russian message."""
     started = time.time()
     job_id = str(payload.get("job_id", "?")) if isinstance(payload, dict) else "?"
@@ -63,12 +50,12 @@ def handle(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> d
     base["queued_at"] = req.queued_at
     publisher = events.EventPublisher(redis_client, req.job_id)
     try:
-        attempt = int(redis_client.incr(attempts_key(req.job_id)))
-        redis_client.expire(attempts_key(req.job_id), 86400)
+        attempt = int(redis_client.incr(keys.attempts(req.job_id)))
+        redis_client.expire(keys.attempts(req.job_id), 86400)
         if attempt > MAX_ATTEMPTS:
             raise UserError(TOO_MANY_ATTEMPTS.format(n=attempt - 1))
         publisher.started(worker_name)
-        _check_request(req, runtime.settings)
+        check_request(req, runtime.settings)
         path = store_from_settings(runtime.settings).resolve(req.media)
         pred = runtime.predict(req, path, on_text=publisher.partial, started_at=started)
     except UserError as exc:

@@ -2,8 +2,8 @@
 `python -m worker`) minus the compute time the worker reports (JobResult finished_at − started_at); the same
 jobs through JobClient alone (Redis, no HTTP) and, as the baseline, called in-process on the Runtime.
 
-The API returns only the answer, so each call's JobResult is read from the Celery result backend: the one
-new `celery-task-meta-*` key after the call (calls are sequential)."""
+The API returns only the answer, so each call's JobResult is read from Redis: the one new result key
+(common.keys.result) after the call (calls are sequential)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import TEST_MODEL, WORK, Result, put_media, stack, summary_ms
 from bench.gradio_http import GradioHTTP
-from common import events
+from common import events, keys
 from scripts.stack import Stack
 
 NAME = "queue_overhead"
@@ -73,20 +73,16 @@ def via_jobclient(settings, ref, n: int) -> tuple[list[float], list[float]]:
 def _new_results(rc, seen: set[str]) -> list[dict]:
     """JobResults of the jobs finished since the last call (a key is only marked seen once finished)."""
     out = []
-    for key in rc.scan_iter(match="celery-task-meta-*", count=1000):
+    for key in rc.scan_iter(match=keys.result("*"), count=1000):
         if key in seen:
             continue
-        meta = json.loads(rc.get(key) or "{}")
-        if meta.get("status") in ("SUCCESS", "FAILURE"):
-            seen.add(key)
-            if isinstance(meta.get("result"), dict) and "finished_at" in meta["result"]:
-                out.append(meta["result"])
+        seen.add(key)
+        out.append(json.loads(rc.get(key) or "{}"))
     return out
 
 
 def _next_result(rc, seen: set[str], timeout_s: float = 5.0) -> dict:
-    """The one job finished since the last call. The web may answer from the worker's "done" event a moment
-    before Celery stores the result, so wait for it (outside the timed part)."""
+    """The one job finished since the last call."""
     deadline = time.monotonic() + timeout_s
     new: list[dict] = []
     while not new and time.monotonic() < deadline:

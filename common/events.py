@@ -1,5 +1,5 @@
-"""Redis side channels shared by web and worker: per-job event streams (partial text while
-generating) and worker heartbeats. The final result goes through Celery's result backend."""
+"""Redis side channels shared by web and worker: per-job event streams (started, partial text, done with the
+result), the one atomic way a job ends (finish), cancel flags, and worker heartbeats."""
 
 from __future__ import annotations
 
@@ -9,16 +9,21 @@ from dataclasses import dataclass
 
 import redis
 
-from common import keys
-from common.schemas import EventType, WorkerInfo
+from common import keys, metrics
+from common.schemas import EventType, JobResult, WorkerInfo
 
 STREAM_TTL_S = 3600
+STREAM_MAXLEN = 64
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+def connect(url: str, max_connections: int = 32) -> redis.Redis:
+    """A client whose pool blocks (up to 20 s) when all its connections are busy: a full pool is a wait,
+    never an error that would look like Redis being down."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30,
+        max_connections=max_connections, timeout=20,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 @dataclass
@@ -28,58 +33,67 @@ class JobEvent:
     text: str
     tokens: int
     t: float
-    result: str = ""  # done: the JobResult as JSON, so the web need not wait for the result backend
+    result: str = ""  # done: the JobResult as JSON
 
 
-class EventPublisher:
-    """Worker side: publishes a job's progress; partial events carry the whole text so far."""
+def parse_entry(entry_id: str, f: dict) -> JobEvent:
+    return JobEvent(entry_id, f.get("type", ""), f.get("text", ""), int(f.get("tokens", 0) or 0),
+                    float(f.get("t", 0) or 0), f.get("result", ""))
 
-    def __init__(self, client: redis.Redis, job_id: str, min_interval_s: float = 0.05) -> None:
-        self.client = client
-        self.key = keys.events(job_id)
-        self.min_interval_s = min_interval_s
-        self._last_sent = 0.0
-        self._pending: tuple[str, int] | None = None
 
-    def _add(self, type_: str, text: str = "", tokens: int = 0, result: str = "") -> None:
-        pipe = self.client.pipeline()
-        fields = {"type": type_, "text": text, "tokens": tokens, "t": f"{time.time():.6f}"}
-        if result:
-            fields["result"] = result
-        pipe.xadd(self.key, fields, maxlen=64, approximate=True)
-        pipe.expire(self.key, STREAM_TTL_S)
-        pipe.execute()
-
-    def started(self, worker: str) -> None:
-        self._add(EventType.started, worker)
-
-    def partial(self, text: str, tokens: int) -> None:
-        # The first token goes out at once (streaming lag); later ones at most every min_interval_s.
-        now = time.monotonic()
-        if self._last_sent and now - self._last_sent < self.min_interval_s:
-            self._pending = (text, tokens)
-            return
-        self._pending = None
-        self._last_sent = now
-        self._add(EventType.partial, text, tokens)
-
-    def done(self, result_json: str = "") -> None:
-        if self._pending is not None:
-            self._add(EventType.partial, *self._pending)
-        self._add(EventType.done, result=result_json)
+def add_event(client: redis.Redis, job_id: str, type_: EventType, text: str = "", tokens: int = 0) -> None:
+    pipe = client.pipeline()
+    pipe.xadd(keys.events(job_id), {"type": str(type_), "text": text, "tokens": tokens, "t": f"{time.time():.6f}"},
+              maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.expire(keys.events(job_id), STREAM_TTL_S)
+    pipe.execute()
 
 
 def read_events(client: redis.Redis, job_id: str, last_id: str = "0", block_ms: int = 200) -> list[JobEvent]:
-    """Web side: events after last_id, waiting up to block_ms for the first one."""
+    """Events after last_id, waiting up to block_ms for the first one."""
     reply = client.xread({keys.events(job_id): last_id}, block=block_ms, count=100)
-    events: list[JobEvent] = []
-    for _key, entries in reply or []:
-        for entry_id, f in entries:
-            events.append(JobEvent(
-                entry_id, f.get("type", ""), f.get("text", ""), int(f.get("tokens", 0)), float(f.get("t", 0)),
-                f.get("result", ""),
-            ))
-    return events
+    return [parse_entry(entry_id, f) for _key, entries in reply or [] for entry_id, f in entries]
+
+
+# KEYS: result, events, waiting, metrics, recent. ARGV: result JSON, result TTL, stream TTL, job id, time,
+# processing seconds ('' if none), then metric field / increment pairs.
+_FINISH = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 64, '*', 'type', 'done', 'text', '', 'tokens', 0, 't', ARGV[5],
+           'result', ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[4])
+for i = 7, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1]) end
+if ARGV[6] ~= '' then
+  redis.call('LPUSH', KEYS[5], ARGV[6])
+  redis.call('LTRIM', KEYS[5], 0, 49)
+end
+return 1
+"""
+
+
+def finish(client: redis.Redis, result: JobResult, result_ttl: int) -> bool:
+    """End the job with this result, once: the first writer wins (a worker's answer, or the web withdrawing a
+    queued job), the done event carries the result, and the job's metrics are counted in the same step.
+    False when the job had already ended."""
+    payload = result.model_dump_json()
+    incr = metrics.for_result(result)
+    processing = f"{result.processing_s:.3f}" if result.processing_s is not None and result.status == "ok" else ""
+    args = [payload, result_ttl, STREAM_TTL_S, result.job_id, f"{time.time():.6f}", processing]
+    for k, v in incr.items():
+        args += [k, v]
+    keys_ = [keys.result(result.job_id), keys.events(result.job_id), keys.WAITING, keys.METRICS,
+             keys.recent(str(result.kind))]
+    return bool(client.eval(_FINISH, len(keys_), *keys_, *args))
+
+
+def get_result(client: redis.Redis, job_id: str) -> JobResult | None:
+    raw = client.get(keys.result(job_id))
+    return JobResult.model_validate_json(raw) if raw else None
+
+
+def request_cancel(client: redis.Redis, job_id: str, ttl_s: int = STREAM_TTL_S) -> None:
+    client.set(keys.cancel(job_id), "1", ex=ttl_s)
 
 
 def publish_heartbeat(client: redis.Redis, info: WorkerInfo, ttl_s: float) -> None:

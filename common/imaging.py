@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from common import fmt
 from common.errors import MediaError
 
 BAD_IMAGE = "Не удалось прочитать изображение: файл повреждён или не является изображением."
@@ -17,7 +18,8 @@ ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 def too_many_pixels(width: int, height: int, max_pixels: int) -> str:
-    return f"Изображение слишком большое: {width}×{height} пикселей (не более {max_pixels / 1e6:.0f} млн пикселей)."
+    limit = fmt.number(max_pixels / 1e6)
+    return f"Изображение слишком большое: {width}×{height} пикселей (не более {limit} млн пикселей)."
 
 
 def check_pixels(width: int, height: int, max_pixels: int) -> None:

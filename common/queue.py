@@ -1,5 +1,5 @@
-"""The Celery app shared by web (sends jobs) and worker (runs them): Redis broker and result
-backend, JSON only, at-least-once delivery."""
+"""The Celery app shared by web (sends jobs) and worker (runs them): Redis broker, JSON only, at-least-once
+delivery. No result backend: a job's one result is written by common.events.finish."""
 
 from __future__ import annotations
 
@@ -13,23 +13,19 @@ QUEUE = "smolvlm2"
 
 def make_celery(settings: Settings | None = None) -> Celery:
     s = settings or get_settings()
-    app = Celery("smolvlm2", broker=s.redis_url, backend=s.redis_url)
+    app = Celery("smolvlm2", broker=s.redis_url)
     app.conf.update(
         task_serializer="json",
-        result_serializer="json",
         accept_content=["json"],  # a pickled message is rejected, never loaded
-        result_accept_content=["json"],
+        task_ignore_result=True,
         task_default_queue=QUEUE,
         task_acks_late=True,  # a job is acknowledged only once it has an answer
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
-        task_track_started=True,
         # No task_soft_time_limit / task_time_limit: the solo pool does not enforce them. JOB_TIME_LIMIT is
         # enforced by the worker itself: checked between generated tokens and while decoding media
         # (worker.runtime), and past the hard limit the liveness watchdog ends the process (worker.liveness).
-        result_expires=s.result_ttl,
-        result_extended=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         # Fail fast when Redis is away: the web says so in Russian instead of hanging.
@@ -42,7 +38,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "unacked_restore_throttle": 1,
             "socket_connect_timeout": 3,
         },
-        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         redis_socket_connect_timeout=3,
         worker_send_task_events=False,
         worker_hijack_root_logger=False,

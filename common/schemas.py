@@ -22,6 +22,13 @@ class JobStatus(StrEnum):
 
     ok = "ok"
     error = "error"
+    cancelled = "cancelled"  # stopped by the user (the partial answer is kept)
+
+
+class JobKind(StrEnum):
+    chat = "chat"
+    ocr = "ocr"
+    region = "region"
 
 
 class JobState(StrEnum):
@@ -100,6 +107,7 @@ class ChatRequest(_Request):
     media: MediaRef
     history: list[Turn] = Field(default_factory=list)
     question: str = Field(min_length=1)
+    conversation: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")  # the UI's dialogue id
 
 
 class OcrRequest(_Request):
@@ -126,14 +134,18 @@ def parse_request(data: dict | str) -> ChatRequest | OcrRequest | RegionRequest:
 class FrameInfo(BaseModel):
     index: int
     timestamp: float  # seconds from the start of the video
+    thumbnail: str | None = None  # a small JPEG of the frame, relative to RESULTS_DIR
 
 
 class JobResult(BaseModel):
     job_id: str
-    kind: Literal["chat", "ocr", "region"]
+    kind: JobKind
     status: JobStatus
     answer: str = ""
     error: str | None = None  # Russian, for the user
+    error_code: str | None = None  # what kind of error (common.errors: UserError.code; "internal", "no_worker")
+    truncated: bool = False  # the answer stopped at MAX_NEW_TOKENS (or the request's max_new_tokens)
+    cached_tokens: int = 0  # prompt tokens taken from the worker's prompt cache instead of computed
     model_id: str = ""
     device: str = ""
     dtype: str = ""
@@ -177,4 +189,9 @@ class WorkerInfo(BaseModel):
     state: WorkerState
     job_id: str | None = None
     error: str | None = None
+    detail: str | None = None  # what a loading worker is doing (Russian), e.g. the download progress
+    queue: str | None = None  # the worker's own queue (follow-ups go there)
+    backlog: int = 0  # jobs waiting in its own queue
+    cache_entries: int = 0
+    cache_bytes: int = 0
     updated_at: float = Field(default_factory=time.time)

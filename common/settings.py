@@ -31,12 +31,18 @@ class Settings(BaseSettings):
     app_host: str = "0.0.0.0"
     app_port: int = Field(default=7860, ge=1, le=65535)
     samples_dir: Path = Path("data/samples")  # the UI's example media, made by `make setup` / the web image
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Host are believed (comma-separated IPs); none by default.
+    trusted_proxies: str = ""
 
     # Local run (`make run`): how many worker processes to start.
     workers: int = Field(default=1, ge=1)
 
     # Queue and storage.
     redis_url: str = "redis://localhost:6379/0"
+    redis_max_connections: int = Field(default=64, ge=4)  # per process; a full pool waits, never fails
+    redis_outage_grace_s: float = Field(default=60, gt=0)  # the web keeps following jobs through an outage this long
+    max_queue_length: int = Field(default=200, ge=0)  # jobs waiting at once; more are refused (0: no limit)
+    max_jobs_per_client: int = Field(default=8, ge=0)  # unanswered jobs of one IP address (0: no limit)
     media_dir: Path = Path("data/media")
     results_dir: Path = Path("data/results")
 
@@ -63,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def job_hard_time_limit(self) -> float:
         return self.job_time_limit + 30
+
+    @property
+    def trusted_proxy_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def max_upload_bytes(self) -> int:

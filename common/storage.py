@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from common import fmt
 from common.errors import MediaError
 from common.schemas import MediaKind, MediaRef
 
@@ -60,7 +61,7 @@ class MediaStore:
         if size > self.max_upload_bytes:
             limit = self.max_upload_bytes / (1024 * 1024)
             raise MediaError(
-                f"Файл слишком большой: {size / (1024 * 1024):.1f} МБ при ограничении {limit:.0f} МБ."
+                f"Файл слишком большой: {fmt.megabytes(size)} при ограничении {fmt.number(limit)} МБ."
             )
         return kind
 

@@ -1,7 +1,7 @@
 """Load check through the public API: N concurrent /vqa calls against a running web + workers.
 
 Prints p50 / p95 end-to-end latency and checks every call got exactly one answer and every job
-ran exactly once (Redis: one Celery result and one attempt per job). Bounded: N calls, a timeout.
+ran exactly once (Redis: one result key and one attempt per job). Bounded: N calls, a timeout.
 
     python scripts/load_test.py --url http://127.0.0.1:7860/ --redis redis://localhost:6379/0 -n 50
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import redis
 from gradio_client import Client, handle_file
 
+from common import keys
 from scripts import samples
 
 
@@ -30,7 +31,7 @@ class LoadReport:
     answered: int
     failed: list[str]
     latencies_s: list[float]
-    results_in_backend: int
+    results: int  # result keys written (one per job)
     attempts_total: int
     wall_s: float
 
@@ -51,7 +52,7 @@ class LoadReport:
 
     @property
     def duplicates(self) -> int:
-        return max(0, self.attempts_total - self.results_in_backend)
+        return max(0, self.attempts_total - self.results)
 
     def as_dict(self) -> dict:
         return {
@@ -68,8 +69,8 @@ def _count(r: redis.Redis, pattern: str) -> list[str]:
 
 def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, timeout_s: float = 600) -> LoadReport:
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    before_results = set(_count(r, "celery-task-meta-*"))
-    before_attempts = set(_count(r, "smolvlm2:job:*:attempts"))
+    before_results = set(_count(r, keys.result("*")))
+    before_attempts = set(_count(r, keys.attempts("*")))
     image = samples.scene_image(Path(tempfile.mkdtemp()) / "scene.png")
     client = Client(url, verbose=False)
 
@@ -86,14 +87,14 @@ def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, t
     with ThreadPoolExecutor(max_workers=concurrency or n) as pool:
         outcomes = list(pool.map(one, range(n), timeout=timeout_s))
     wall = time.perf_counter() - t0
-    new_results = set(_count(r, "celery-task-meta-*")) - before_results
-    new_attempts = set(_count(r, "smolvlm2:job:*:attempts")) - before_attempts
+    new_results = set(_count(r, keys.result("*"))) - before_results
+    new_attempts = set(_count(r, keys.attempts("*"))) - before_attempts
     attempts_total = sum(int(r.get(k) or 0) for k in new_attempts)
     return LoadReport(
         submitted=n, answered=sum(1 for _, err in outcomes if err is None),
         failed=[err for _, err in outcomes if err is not None],
         latencies_s=[lat for lat, err in outcomes if err is None],
-        results_in_backend=len(new_results), attempts_total=attempts_total, wall_s=wall,
+        results=len(new_results), attempts_total=attempts_total, wall_s=wall,
     )
 
 

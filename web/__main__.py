@@ -32,7 +32,7 @@ def main() -> None:
     from common.storage import store_from_settings
     from web.app import CSS, THEME, build_app
     from web.jobs import JobClient
-    from web.locale import RussianPage
+    from web.locale import I18N, RussianPage
 
     settings = get_settings()
     store = store_from_settings(settings)
@@ -45,8 +45,8 @@ def main() -> None:
         server_name=settings.app_host,
         server_port=settings.app_port,
         allowed_paths=[str(settings.results_dir.resolve())],
-        # Gradio's own cap (its message is English, and gradio_client checks it before sending) is a
-        # ceiling against abuse; MAX_UPLOAD_MB itself is enforced with a Russian message on save.
+        # Gradio's own cap (gradio_client checks it before sending) is a ceiling against abuse; MAX_UPLOAD_MB
+        # itself is enforced on save; the pop-up for a file over this cap names MAX_UPLOAD_MB (RussianPage).
         max_file_size=2 * settings.max_upload_bytes,
         max_threads=MAX_THREADS,
         show_error=False,
@@ -54,7 +54,8 @@ def main() -> None:
         footer_links=["api"],
         theme=THEME,
         css=CSS,
-        app_kwargs={"middleware": [Middleware(RussianPage)]},
+        i18n=I18N,  # Gradio's own keys its Russian bundle lacks
+        app_kwargs={"middleware": [Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]},
     )
 
 

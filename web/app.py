@@ -9,10 +9,11 @@ import gradio as gr
 
 from common.settings import Settings
 from common.storage import IMAGE_EXTS, VIDEO_EXTS, MediaStore
+from web.api import Api
 from web.handlers import Handlers, new_chat
 from web.jobs import JobClient
 
-STATUS_REFRESH_S = 5.0
+STATUS_REFRESH_S = 1.0
 TITLE = "SmolVLM2 — демо"
 CSS = """
 #model-status, #chat-status, #ocr-status, #region-status, #region-hint { min-height: 1.5em; }
@@ -23,8 +24,12 @@ THEME = gr.themes.Soft()
 
 # UI events: private (not part of the API), never limited by Gradio's queue: the real queue is Redis.
 UI = {"api_visibility": "private", "concurrency_limit": None}
-STREAM = {**UI, "show_progress": "minimal"}
+STREAM = {**UI, "show_progress": "minimal", "trigger_mode": "multiple"}  # a second send is answered, never dropped
 QUIET = {**UI, "show_progress": "hidden"}
+
+
+def stop_button(elem_id: str) -> gr.Button:
+    return gr.Button("Остановить", variant="stop", visible=False, elem_id=elem_id)
 
 
 def _chat_tab(h: Handlers, samples: dict[str, Path]) -> None:
@@ -51,14 +56,19 @@ def _chat_tab(h: Handlers, samples: dict[str, Path]) -> None:
             )
             with gr.Row():
                 send = gr.Button("Отправить", variant="primary", elem_id="chat-send")
+                stop = stop_button("chat-stop")
                 reset = gr.Button("Новый диалог", elem_id="chat-reset")
             status = gr.Markdown(elem_id="chat-status")
+            frames = gr.Gallery(visible=False, elem_id="chat-frames", columns=8, height=150, object_fit="contain",
+                                buttons=[], allow_preview=True)
 
     file.change(h.chat_file, [file, question], [state, chatbot, question, status], **QUIET)
-    reset.click(h.chat_reset, [state], [state, chatbot, status], **QUIET)
-    chatbot.clear(h.chat_reset, [state], [state, chatbot, status], **QUIET)  # the chatbot's own 🗑 button
+    resets = [state, chatbot, status, send, stop, frames]
+    reset.click(h.chat_reset, [state], resets, **QUIET)
+    chatbot.clear(h.chat_reset, [state], resets, **QUIET)  # the chatbot's own 🗑 button
+    stop.click(h.stop_chat, None, status, **QUIET)
     for trigger in (send.click, question.submit):
-        trigger(h.chat_ui, [question, state], [chatbot, state, question, status], **STREAM)
+        trigger(h.chat_ui, [question, state], [chatbot, state, question, status, send, stop, frames], **STREAM)
 
 
 def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
@@ -68,7 +78,9 @@ def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
                 label="Изображение с текстом", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                 elem_id="ocr-image", height=380,
             )
-            run = gr.Button("Распознать текст", variant="primary", elem_id="ocr-run")
+            with gr.Row():
+                run = gr.Button("Распознать текст", variant="primary", elem_id="ocr-run")
+                stop = stop_button("ocr-stop")
             if "text" in samples:
                 gr.Examples([[str(samples["text"])]], inputs=[image], label="Пример")
         with gr.Column():
@@ -78,7 +90,8 @@ def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
             )
             download = gr.DownloadButton("Скачать .txt", visible=False, elem_id="ocr-download")
             status = gr.Markdown(elem_id="ocr-status")
-    run.click(h.ocr_ui, [image], [text, download, status], **STREAM)
+    run.click(h.ocr_ui, [image], [text, download, status, run, stop], **STREAM)
+    stop.click(h.stop_ocr, None, status, **QUIET)
 
 
 def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
@@ -93,7 +106,9 @@ def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
                 label="Координаты области, пиксели", placeholder="x1,y1,x2,y2", elem_id="region-box",
                 info="x1,y1 — левый верхний угол, x2,y2 — правый нижний; отсчёт от левого верхнего угла изображения",
             )
-            run = gr.Button("Описать область", variant="primary", elem_id="region-run")
+            with gr.Row():
+                run = gr.Button("Описать область", variant="primary", elem_id="region-run")
+                stop = stop_button("region-stop")
             hint = gr.Markdown(elem_id="region-hint")
             if "scene" in samples:
                 gr.Examples(
@@ -118,29 +133,32 @@ def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
     image.select(h.region_click_image, *clicks, **QUIET)
     preview.select(h.region_click_preview, *clicks, **QUIET)
     for trigger in (run.click, box.submit):
-        trigger(h.region_ui, [image, box], [text, status], **STREAM)
+        trigger(h.region_ui, [image, box], [text, status, run, stop, hint], **STREAM)
+    stop.click(h.stop_region, None, status, **QUIET)
 
 
 def _api(h: Handlers) -> None:
-    """Hidden components whose only purpose is the public API: blocking calls that return the final answer."""
+    """Hidden components whose only purpose is the public API: calls that return the final answer. The API page
+    («Использовать через API») shows their labels and the docstrings of web.api: both Russian."""
     api = {"concurrency_limit": None, "show_progress": "hidden"}
+    a = Api(h)
     with gr.Column(visible=False):
-        file = gr.File(label="file", type="filepath")
-        question = gr.Textbox(label="question")
-        history = gr.JSON(label="history", value=[])
-        answer = gr.Textbox(label="answer")
-        gr.Button(visible=False).click(h.api_vqa, [file, question, history], answer, api_name="vqa", **api)
+        file = gr.File(label="Изображение или видео", type="filepath")
+        question = gr.Textbox(label="Вопрос")
+        history = gr.JSON(label="История диалога", value=[])
+        answer = gr.Textbox(label="Ответ")
+        gr.Button(visible=False).click(a.vqa, [file, question, history], answer, api_name="vqa", **api)
 
-        image = gr.File(label="image", type="filepath")
-        text = gr.Textbox(label="text")
-        txt = gr.File(label="file")
-        gr.Button(visible=False).click(h.api_ocr, [image], [text, txt], api_name="ocr", **api)
+        image = gr.File(label="Изображение", type="filepath")
+        text = gr.Textbox(label="Распознанный текст")
+        txt = gr.File(label="Файл .txt с текстом")
+        gr.Button(visible=False).click(a.ocr, [image], [text, txt], api_name="ocr", **api)
 
-        region_image = gr.File(label="image", type="filepath")
-        box = gr.Textbox(label="box")
-        description = gr.Textbox(label="description")
+        region_image = gr.File(label="Изображение", type="filepath")
+        box = gr.Textbox(label="Область x1,y1,x2,y2")
+        description = gr.Textbox(label="Описание области")
         gr.Button(visible=False).click(
-            h.api_describe_region, [region_image, box], description, api_name="describe_region", **api
+            a.describe_region, [region_image, box], description, api_name="describe_region", **api
         )
 
 
@@ -153,7 +171,7 @@ def build_app(settings: Settings, client: JobClient, store: MediaStore,
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, ttl)) as demo:
         gr.Markdown(
             f"# {TITLE}\nВопросы по изображениям и видео, распознавание текста и описание области "
-            "изображения моделью SmolVLM2. Задания выполняются по очереди обработчиками (worker)."
+            "изображения моделью SmolVLM2. Задания выполняются по очереди обработчиками."
         )
         model_status = gr.Markdown("Проверяю обработчики…", elem_id="model-status")
         with gr.Tabs():

@@ -1,43 +1,53 @@
-"""Gradio event handlers. UI handlers are generators that stream queue position, partial text and the final
-status line; API handlers block until the answer and raise gr.Error with the same Russian messages.
+"""Gradio event handlers of the three tabs. Job handlers are async generators: queue position, partial text and
+the final line stream in without holding a thread, and a stop, a reset or a closed page stops the worker's job.
 
 No handler lets an exception reach the UI raw: a UserError's message is shown as is, anything else is logged
-and shown as GENERIC_FAILURE. Waiting is I/O on Redis, so many handlers run side by side."""
+and shown as GENERIC_FAILURE. The public API's handlers live in web.api."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import gradio as gr
 
 from common import contract, imaging
-from common.errors import GENERIC_FAILURE, UserError
-from common.schemas import ChatRequest, JobResult, JobState, JobStatus, MediaRef, OcrRequest, RegionRequest, Turn
+from common.errors import GENERIC_FAILURE, QueueUnavailable, UserError
+from common.schemas import ChatRequest, JobState, JobStatus, MediaRef, OcrRequest, RegionRequest, Turn
 from common.settings import Settings
 from common.storage import MediaStore
 from web import render
-from web.jobs import JobClient
+from web.jobs import JobClient, Update
 from web.preview import make_preview, to_image_coords
-from web.validation import box_text, corners_to_box, parse_box, parse_history
+from web.session import ActiveJobs, client_address
+from web.validation import BoxError, box_text, corners_to_box, parse_box
 
 log = logging.getLogger(__name__)
 
-WORKERS_CACHE_S = 1.0
+WORKERS_CACHE_S = 0.5
+SKIP = gr.skip
+CHAT, OCR, REGION = "chat", "ocr", "region"
 
 
-def new_chat() -> dict:
-    return {"media": None, "display": None, "turns": []}
+def new_chat(media: dict | None = None, display: str | None = None) -> dict:
+    return {"media": media, "display": display, "turns": [], "conversation": uuid.uuid4().hex}
+
+
+def buttons(running: bool) -> tuple:
+    """(the tab's run button, its «Остановить» button) while a job runs or after it."""
+    return gr.Button(interactive=not running), gr.Button(visible=running)
 
 
 class Handlers:
     def __init__(self, settings: Settings, client: JobClient, store: MediaStore) -> None:
         self.settings, self.client, self.store = settings, client, store
-        self._lock = threading.Lock()
-        self._workers: tuple[float, list | None, str | None] = (0.0, None, None)
+        self.active = ActiveJobs()
+        self._workers: tuple[float, list | None, int, str | None] = (0.0, None, 0, None)
+        self._workers_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ helpers
 
@@ -58,54 +68,80 @@ class Handlers:
         w, h = self.image_size(path)
         return self.save(path, contract.NEED_IMAGE), w, h
 
-    def progress(self, req) -> Iterator[tuple[str, str, JobResult | None]]:
-        """(status line, text so far, final result or None) for each update of the job."""
-        self.client.submit(req)
-        for upd in self.client.follow(req):
-            if upd.state == JobState.queued:
-                yield render.queued_line(upd.position, upd.workers), upd.text, None
-            elif upd.state == JobState.running:
-                yield render.running_line(req.kind), upd.text, None
-            elif upd.result is not None:
-                yield render.done_line(upd.result), upd.result.answer or upd.text, upd.result
-                return
+    def client_of(self, request: gr.Request | None) -> str | None:
+        return client_address(request, self.settings.trusted_proxy_set) if request is not None else None
 
-    def run(self, req) -> str:
-        """The API's blocking call: the answer, or gr.Error with the Russian message."""
-        result = self.client.run(req)
-        if result.status != JobStatus.ok:
-            raise UserError(result.error or GENERIC_FAILURE)
-        return result.answer
-
-    def recent(self, turns: list[Turn]) -> list[Turn]:
-        s = self.settings
-        return contract.trim_history(turns, s.max_history_turns, s.max_question_chars)
+    @staticmethod
+    def session_of(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or "-"
 
     @staticmethod
     def failure(exc: Exception) -> str:
         if isinstance(exc, UserError):
+            log.info("refused: %s", exc.message)  # the user's mistake: one line, no traceback
             return exc.message
         log.exception("web handler failed", exc_info=exc)
         return GENERIC_FAILURE
 
-    @classmethod
-    def api_error(cls, exc: Exception) -> gr.Error:
-        return gr.Error(cls.failure(exc), title="Ошибка")
+    async def progress(self, req, request: gr.Request | None) -> AsyncIterator[Update]:
+        """Submit (waiting through a short Redis outage) and follow the job to its result."""
+        client = self.client_of(request)
+        give_up = time.monotonic() + self.settings.redis_outage_grace_s
+        while True:
+            try:
+                await asyncio.to_thread(self.client.submit, req, client)
+                break
+            except QueueUnavailable:
+                if time.monotonic() > give_up:
+                    raise
+                yield Update(JobState.queued, reconnecting=True)
+                await asyncio.sleep(1.0)
+        async for update in self.client.afollow(req, client=client):
+            yield update
+
+    def line(self, update: Update, kind: str) -> str:
+        if update.reconnecting:
+            return render.reconnecting_line()
+        if update.result is not None:
+            return render.done_line(update.result, self.settings.max_new_tokens)
+        if update.state == JobState.queued:
+            return render.queued_line(update.position, update.workers, update.eta_s)
+        return render.running_line(kind)
+
+    async def stop_chat(self, request: gr.Request) -> str:
+        return await self.stop(request, CHAT)
+
+    async def stop_ocr(self, request: gr.Request) -> str:
+        return await self.stop(request, OCR)
+
+    async def stop_region(self, request: gr.Request) -> str:
+        return await self.stop(request, REGION)
+
+    async def stop(self, request: gr.Request, tab: str) -> str:
+        """«Остановить»: the tab's job leaves the queue, or stops at its next token."""
+        running = self.active.get(self.session_of(request), tab)
+        if running is None:
+            return SKIP()
+        try:
+            await asyncio.to_thread(self.client.cancel, running.job_id, running.kind)
+        except UserError as exc:
+            return render.error_line(self.failure(exc))
+        return "Останавливаю…"
 
     # ------------------------------------------------------------ status line
 
-    def model_status(self) -> str:
-        now = time.monotonic()
-        with self._lock:
-            at, workers, error = self._workers
-        if now - at > WORKERS_CACHE_S:  # many open pages refresh together: one Redis scan per second
-            try:
-                workers, error = self.client.workers(), None
-            except Exception as exc:  # noqa: BLE001 - the status line says what is wrong instead
-                workers, error = None, self.failure(exc)
-            with self._lock:
-                self._workers = (now, workers, error)
-        return render.error_line(error) if error else render.workers_line(workers or [])
+    async def model_status(self) -> str:
+        """Workers and the queue, refreshed every second; one Redis read per WORKERS_CACHE_S for all pages."""
+        async with self._workers_lock:
+            at, workers, waiting, error = self._workers
+            if time.monotonic() - at > WORKERS_CACHE_S:
+                try:
+                    workers = await asyncio.to_thread(self.client.workers)
+                    waiting, error = await asyncio.to_thread(self.client.queue_length), None
+                except Exception as exc:  # noqa: BLE001 - the status line says what is wrong instead
+                    workers, error = None, self.failure(exc)
+                self._workers = (time.monotonic(), workers, waiting, error)
+        return render.error_line(error) if error else render.workers_line(workers or [], waiting)
 
     # ------------------------------------------------------------ chat
 
@@ -119,86 +155,119 @@ class Handlers:
             return new_chat(), [], question, render.error_line(self.failure(exc))
         if not (question or "").strip() or question.strip() in contract.DEFAULT_QUESTION.values():
             question = contract.DEFAULT_QUESTION[ref.kind]
-        state = {"media": ref.model_dump(mode="json"), "display": file, "turns": []}
+        state = new_chat(ref.model_dump(mode="json"), file)
         return state, render.chat_messages(file, []), question, render.uploaded_line(ref.kind)
 
-    def chat_reset(self, state: dict | None):
-        """«Новый диалог»: forget the turns, keep the file. → state, chatbot, status"""
-        state = {**(state or new_chat()), "turns": []}
-        return state, render.chat_messages(state["display"], []), "Начат новый диалог."
-
-    def chat_ui(self, question: str | None, state: dict | None):
-        """→ chatbot, state, question box, status (a generator: the answer streams in)."""
+    async def chat_reset(self, state: dict | None, request: gr.Request):
+        """«Новый диалог» / 🗑: stop the running answer, forget the turns, keep the file.
+        → state, chatbot, status, send, stop, frames"""
         state = state or new_chat()
+        running = self.active.reset(self.session_of(request), CHAT)
+        try:
+            if running is not None:
+                await asyncio.to_thread(self.client.cancel, running.job_id, running.kind)
+            if state.get("turns") and state.get("conversation"):
+                await asyncio.to_thread(self.client.forget_conversation, state["conversation"])
+        except UserError:
+            pass  # Redis away: the job stops with its page, the cache entry expires
+        fresh = new_chat(state.get("media"), state.get("display"))
+        return (fresh, render.chat_messages(fresh["display"], []), "Начат новый диалог.", *buttons(False),
+                gr.Gallery(value=None, visible=False))
+
+    async def chat_ui(self, question: str | None, state: dict | None, request: gr.Request):
+        """→ chatbot, state, question box, status, send, stop, frames (an async generator: the answer streams)."""
+        state = state or new_chat()
+        session = self.session_of(request)
         display, turns = state.get("display"), [list(t) for t in state.get("turns", [])]
+        if self.active.get(session, CHAT) is not None:  # sent again while an answer runs: refused, never lost
+            yield SKIP(), SKIP(), SKIP(), render.busy_line(), SKIP(), SKIP(), SKIP()
+            return
         try:
             if not state.get("media"):
                 raise UserError(contract.NEED_MEDIA)
             q = contract.check_question(question, self.settings.max_question_chars)
-            history = self.recent([Turn(question=a, answer=b) for a, b in turns])
-            req = ChatRequest(media=MediaRef.model_validate(state["media"]), history=history, question=q)
+            history = contract.trim_history([Turn(question=t[0], answer=t[1]) for t in turns],
+                                            self.settings.max_history_turns, self.settings.max_question_chars)
+            req = ChatRequest(media=MediaRef.model_validate(state["media"]), history=history, question=q,
+                              conversation=state.get("conversation"))
         except Exception as exc:  # noqa: BLE001
-            yield gr.skip(), gr.skip(), gr.skip(), render.error_line(self.failure(exc))
+            yield SKIP(), SKIP(), SKIP(), render.error_line(self.failure(exc)), SKIP(), SKIP(), SKIP()
             return
-        yield render.chat_messages(display, turns, q), gr.skip(), "", render.submitted_line()
+        epoch = self.active.epoch(session, CHAT)
+        self.active.begin(session, CHAT, req.job_id, req.kind)
         try:
-            for status, text, result in self.progress(req):
-                if result is None:
-                    yield render.chat_messages(display, turns, q, text), gr.skip(), gr.skip(), status
-                elif result.status == JobStatus.ok:
-                    turns.append([q, result.answer])
-                    yield render.chat_messages(display, turns), {**state, "turns": turns}, gr.skip(), status
+            yield (render.chat_messages(display, turns, q), SKIP(), "", render.submitted_line(), *buttons(True),
+                   gr.Gallery(visible=False))
+            async for upd in self.progress(req, request):
+                if upd.result is None:
+                    yield (render.chat_messages(display, turns, q, upd.text), SKIP(), SKIP(), self.line(upd, CHAT),
+                           SKIP(), SKIP(), SKIP())
+                    continue
+                self.active.end(session, CHAT, req.job_id)  # before the last yield: a quick next question goes
+                res = upd.result
+                if self.active.epoch(session, CHAT) != epoch:  # reset while it ran: the old turn is gone
+                    yield SKIP(), SKIP(), SKIP(), SKIP(), *buttons(False), SKIP()
+                elif res.status == JobStatus.error or not res.answer:
+                    yield (render.chat_messages(display, turns), SKIP(), q, self.line(upd, CHAT), *buttons(False),
+                           SKIP())
                 else:
-                    yield render.chat_messages(display, turns, q, status), gr.skip(), q, status
+                    note = render.STOPPED if res.status == JobStatus.cancelled else (
+                        "ответ обрезан: достигнут предел длины" if res.truncated else None)
+                    turns.append([q, res.answer, note] if note else [q, res.answer])
+                    yield (render.chat_messages(display, turns), {**state, "turns": turns}, SKIP(),
+                           self.line(upd, CHAT), *buttons(False), self.frames(res))
         except Exception as exc:  # noqa: BLE001
-            line = render.error_line(self.failure(exc))
-            yield render.chat_messages(display, turns, q, line), gr.skip(), q, line
+            self.active.end(session, CHAT, req.job_id)
+            yield (render.chat_messages(display, turns), SKIP(), q, render.error_line(self.failure(exc)),
+                   *buttons(False), SKIP())
+        finally:
+            self.active.end(session, CHAT, req.job_id)
 
-    def api_vqa(self, file: str | None, question: str | None, history: object = None) -> str:
-        """Ask about an image or a video; history is a JSON list of [question, answer] pairs."""
-        try:
-            q = contract.check_question(question, self.settings.max_question_chars)
-            turns = self.recent(parse_history(history))
-            return self.run(ChatRequest(media=self.save(file), history=turns, question=q))
-        except Exception as exc:  # noqa: BLE001
-            raise self.api_error(exc) from None
+    def frames(self, result):
+        """The sampled video frames with their times, under the answer; hidden for an image."""
+        shots = [(str(self.settings.results_dir / f.thumbnail), f"{render.number(f.timestamp)} с")
+                 for f in result.frames if f.thumbnail]
+        if not shots:
+            return gr.Gallery(value=None, visible=False)
+        return gr.Gallery(value=shots, visible=True, label=render.frames_caption(result))
 
     # ------------------------------------------------------------ OCR
 
-    def ocr_ui(self, image: str | None):
-        """→ text, download button, status (a generator: the text streams in)."""
+    async def ocr_ui(self, image: str | None, request: gr.Request):
+        """→ text, download button, status, run, stop (an async generator: the text streams in)."""
+        session = self.session_of(request)
+        if self.active.get(session, OCR) is not None:
+            yield SKIP(), SKIP(), render.busy_line(), SKIP(), SKIP()
+            return
         try:
             ref, _, _ = self.image_info(image)
             req = OcrRequest(media=ref)
-            yield "", gr.DownloadButton(visible=False, value=None), render.submitted_line()
-            for status, text, result in self.progress(req):
-                if result is None:
-                    yield text, gr.skip(), status
-                elif result.status == JobStatus.ok:
-                    path = self.store.write_result(result.answer)
-                    if not result.answer:
-                        status += " · текст на изображении не найден"
-                    button = gr.DownloadButton(label=f"Скачать {path.name}", value=str(path), visible=True)
-                    yield result.answer, button, status
-                else:
-                    yield gr.skip(), gr.skip(), status
         except Exception as exc:  # noqa: BLE001
-            yield gr.skip(), gr.skip(), render.error_line(self.failure(exc))
-
-    def api_ocr(self, image: str | None) -> tuple[str, str]:
-        """Recognise the text on an image → (text, path of ocr_result_<YYYYMMDD_HHMMSS>.txt)."""
+            yield SKIP(), SKIP(), render.error_line(self.failure(exc)), SKIP(), SKIP()
+            return
+        self.active.begin(session, OCR, req.job_id, req.kind)
         try:
-            ref, _, _ = self.image_info(image)
-            text = self.run(OcrRequest(media=ref))
-            return text, str(self.store.write_result(text))
+            yield "", gr.DownloadButton(visible=False, value=None), render.submitted_line(), *buttons(True)
+            async for upd in self.progress(req, request):
+                if upd.result is None:
+                    yield upd.text, SKIP(), self.line(upd, OCR), SKIP(), SKIP()
+                    continue
+                self.active.end(session, OCR, req.job_id)
+                res, status = upd.result, self.line(upd, OCR)
+                if res.status == JobStatus.error:
+                    yield SKIP(), SKIP(), status, *buttons(False)
+                    continue
+                path = await asyncio.to_thread(self.store.write_result, res.answer)
+                if not res.answer and res.status == JobStatus.ok:
+                    status += " · текст на изображении не найден"
+                button = gr.DownloadButton(label=f"Скачать {path.name}", value=str(path), visible=True)
+                yield res.answer, button, status, *buttons(False)
         except Exception as exc:  # noqa: BLE001
-            raise self.api_error(exc) from None
+            yield SKIP(), SKIP(), render.error_line(self.failure(exc)), *buttons(False)
+        finally:
+            self.active.end(session, OCR, req.job_id)
 
     # ------------------------------------------------------------ region
-
-    def region_request(self, image: str | None, box: str | None) -> RegionRequest:
-        ref, w, h = self.image_info(image)
-        return RegionRequest(media=ref, box=parse_box(box, w, h))
 
     def region_preview(self, image: str | None, box: str | None, corner=None):
         """Redraw the preview for the current box (ignored while it is not valid). → preview, hint"""
@@ -208,13 +277,13 @@ class Handlers:
             w, h = self.image_size(image)
         except Exception as exc:  # noqa: BLE001
             return None, render.error_line(self.failure(exc))
-        hint = f"Изображение {w}×{h} px. Щёлкните два угла области или введите координаты."
+        hint = f"Изображение {w}×{h} пикс. Щёлкните два угла области или введите координаты."
         rect = None
         if (box or "").strip():
             try:
                 b = parse_box(box, w, h)
                 rect = b.as_tuple()
-                hint = f"Область {box_text(b)}: {b.x2 - b.x1}×{b.y2 - b.y1} px на изображении {w}×{h} px."
+                hint = f"Область {box_text(b)}: {b.x2 - b.x1}×{b.y2 - b.y1} пикс. на изображении {w}×{h} пикс."
             except UserError as exc:
                 hint = render.error_line(exc.message)
         return make_preview(image, rect, corner), hint
@@ -226,16 +295,16 @@ class Handlers:
     def region_click(self, image: str | None, corner, evt: gr.SelectData, on_preview: bool):
         """First click = corner 1, second = corner 2 → the box. → box, corner, preview, hint"""
         if not image or not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
-            return gr.skip(), corner, gr.skip(), gr.skip()
+            return SKIP(), corner, SKIP(), SKIP()
         try:
             w, h = self.image_size(image)
         except Exception as exc:  # noqa: BLE001
-            return gr.skip(), None, gr.skip(), render.error_line(self.failure(exc))
+            return SKIP(), None, SKIP(), render.error_line(self.failure(exc))
         x, y = (int(v) for v in evt.index)
         point = to_image_coords(x, y, w, h) if on_preview else (min(max(x, 0), w - 1), min(max(y, 0), h - 1))
         if corner is None:
             hint = f"Угол 1: ({point[0]}, {point[1]}). Щёлкните противоположный угол области."
-            return gr.skip(), list(point), make_preview(image, None, point), hint
+            return SKIP(), list(point), make_preview(image, None, point), hint
         text = box_text(corners_to_box(tuple(corner), point, w, h))
         preview, hint = self.region_preview(image, text)
         return text, None, preview, hint
@@ -246,24 +315,35 @@ class Handlers:
     def region_click_preview(self, image, corner, evt: gr.SelectData):
         return self.region_click(image, corner, evt, on_preview=True)
 
-    def region_ui(self, image: str | None, box: str | None):
-        """→ description, status (a generator: the description streams in)."""
+    def region_request(self, image: str | None, box: str | None) -> RegionRequest:
+        ref, w, h = self.image_info(image)
+        return RegionRequest(media=ref, box=parse_box(box, w, h))
+
+    async def region_ui(self, image: str | None, box: str | None, request: gr.Request):
+        """→ description, status, run, stop, hint (an async generator: the description streams in)."""
+        session = self.session_of(request)
+        if self.active.get(session, REGION) is not None:
+            yield SKIP(), render.busy_line(), SKIP(), SKIP(), SKIP()
+            return
         try:
             req = self.region_request(image, box)
-            yield "", render.submitted_line()
-            for status, text, result in self.progress(req):
-                if result is None:
-                    yield text, status
-                elif result.status == JobStatus.ok:
-                    yield result.answer, status
-                else:
-                    yield gr.skip(), status
+        except BoxError as exc:  # the hint under the box already says it: once is enough
+            yield SKIP(), "", SKIP(), SKIP(), render.error_line(self.failure(exc))
+            return
         except Exception as exc:  # noqa: BLE001
-            yield gr.skip(), render.error_line(self.failure(exc))
-
-    def api_describe_region(self, image: str | None, box: str | None) -> str:
-        """Describe the area "x1,y1,x2,y2" (pixels, x1<x2, y1<y2) of an image."""
+            yield SKIP(), render.error_line(self.failure(exc)), SKIP(), SKIP(), SKIP()
+            return
+        self.active.begin(session, REGION, req.job_id, req.kind)
         try:
-            return self.run(self.region_request(image, box))
+            yield "", render.submitted_line(), *buttons(True), SKIP()
+            async for upd in self.progress(req, request):
+                if upd.result is None:
+                    yield upd.text, self.line(upd, REGION), SKIP(), SKIP(), SKIP()
+                    continue
+                self.active.end(session, REGION, req.job_id)
+                answer = upd.result.answer if upd.result.status != JobStatus.error else SKIP()
+                yield answer, self.line(upd, REGION), *buttons(False), SKIP()
         except Exception as exc:  # noqa: BLE001
-            raise self.api_error(exc) from None
+            yield SKIP(), render.error_line(self.failure(exc)), *buttons(False), SKIP()
+        finally:
+            self.active.end(session, REGION, req.job_id)

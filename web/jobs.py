@@ -1,23 +1,27 @@
-"""The web's side of the queue: send a job, follow it (queue position, partial text, result).
+"""The web's side of the queue: admit and send a job, follow it (queue position, partial text, the result),
+stop it. Talks to the workers only through Redis: Celery messages, event streams, heartbeats, the result key.
 
-Talks to the worker only through Redis: Celery messages, the job's event stream, heartbeats."""
+Every follow ends in a done update with a result: the answer, an error in Russian, or «остановлено». A Redis
+outage shorter than REDIS_OUTAGE_GRACE_S costs no answer: following goes on when Redis is back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import redis
 from kombu.exceptions import OperationalError
 
-from common import events
-from common.errors import QueueUnavailable
+from common import events, keys
+from common.errors import QueueUnavailable, UserError, queue_full, too_many_jobs
 from common.queue import QUEUE, TASK_NAME, make_celery
-from common.schemas import ChatRequest, JobResult, JobStatus, OcrRequest, RegionRequest, WorkerInfo
+from common.schemas import ChatRequest, EventType, JobResult, JobState, JobStatus, OcrRequest, RegionRequest
 from common.settings import Settings
+from web.watcher import WATCH_TTL_S, Outage, QueueStatus, Recovered, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -26,122 +30,239 @@ NO_WORKER = (
     "Нет доступных обработчиков: задание не взято в работу за {s} с. "
     "Проверьте, что обработчик (worker) запущен, и попробуйте ещё раз."
 )
-LOST_RESULT = "Ответ обработчика потерян или устарел. Попробуйте ещё раз."
-POSITION_WINDOW = 200
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, OSError)
+
+# KEYS: waiting, client jobs, watchers. ARGV: job id, now, max queue, max per client, stale before, watch TTL.
+_ADMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
+local waiting = redis.call('ZCARD', KEYS[1])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[6])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {1, waiting} end  -- admitted already: a retried submit
+if tonumber(ARGV[3]) > 0 and waiting >= tonumber(ARGV[3]) then return {-1, waiting} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {-2, waiting} end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], 86400)
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return {1, waiting}
+"""
 
 
 @dataclass
 class Update:
-    state: str  # queued | running | done
+    state: JobState
     position: int = 0  # 1 = next in line; 0 = being handed to a worker
+    waiting: int = 0
     workers: int = 0
+    eta_s: float | None = None
     text: str = ""
     result: JobResult | None = None
+    reconnecting: bool = False  # Redis is away: following resumes when it is back
+
+
+class Tracker:
+    """One followed job as a state machine: fed what the watcher saw, it says what the user sees. No I/O."""
+
+    def __init__(self, req: Request, wait_s: float, grace_s: float, now: float | None = None) -> None:
+        self.req, self.grace_s = req, grace_s
+        self.give_up = (now if now is not None else time.monotonic()) + wait_s
+        self.wait_s = wait_s
+        self.text, self.started, self.result = "", False, None
+        self.outage_since: float | None = None
+        self._last_queue: tuple | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def feed(self, item, now: float | None = None) -> list[Update]:
+        now = time.monotonic() if now is None else now
+        if self.done:
+            return []
+        if isinstance(item, JobResult):
+            return self._end(item)
+        if isinstance(item, events.JobEvent):
+            if item.type == EventType.done and item.result:
+                return self._end(JobResult.model_validate_json(item.result))
+            if item.type == EventType.started:
+                self.started = True
+                return [Update(JobState.running, text=self.text)]
+            if item.type == EventType.partial:
+                self.started, self.text = True, item.text
+                return [Update(JobState.running, text=self.text)]
+            return []
+        if isinstance(item, QueueStatus) and not self.started:
+            key = (item.position, item.workers, round(item.eta_s or 0))
+            if key == self._last_queue:
+                return []
+            self._last_queue = key
+            return [Update(JobState.queued, item.position, item.waiting, item.workers, item.eta_s, self.text)]
+        if isinstance(item, Outage):
+            self.outage_since = item.since
+            state = JobState.running if self.started else JobState.queued
+            return [Update(state, text=self.text, reconnecting=True)]
+        if isinstance(item, Recovered):
+            self.outage_since = None
+            self._last_queue = None
+            return [Update(JobState.running if self.started else JobState.queued, text=self.text)]
+        return self.check(now)
+
+    def check(self, now: float) -> list[Update]:
+        """Time-driven endings: Redis away past the grace period."""
+        if self.outage_since is not None and now - self.outage_since > self.grace_s:
+            return self._end(self._error(QueueUnavailable().message, QueueUnavailable.code))
+        return []
+
+    def overdue(self, now: float) -> bool:
+        """No worker took the job in time: withdraw it."""
+        return not self.started and not self.done and self.outage_since is None and now > self.give_up
+
+    def no_worker(self) -> JobResult:
+        return self._error(NO_WORKER.format(s=round(self.wait_s)), "no_worker")
+
+    def _error(self, message: str, code: str) -> JobResult:
+        return JobResult(job_id=self.req.job_id, kind=self.req.kind, status=JobStatus.error, error=message,
+                         error_code=code, queued_at=self.req.queued_at)
+
+    def _end(self, result: JobResult) -> list[Update]:
+        self.result = result
+        return [Update(JobState.done, text=self.text, result=result)]
 
 
 class JobClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = make_celery(settings)
-        self.redis = events.connect(settings.redis_url)
+        self.redis = events.connect(settings.redis_url, settings.redis_max_connections)
+        self.watcher = Watcher(self.redis)
+        self._admit = self.redis.register_script(_ADMIT)
+        self._queues: dict[str, str] = {}  # job id → the queue it was sent to (to withdraw it)
 
     # ------------------------------------------------------------ status
 
-    def workers(self) -> list[WorkerInfo]:
+    def workers(self):
         try:
             return events.list_workers(self.redis)
         except REDIS_ERRORS as exc:
             raise QueueUnavailable() from exc
 
-    def position(self, job_id: str) -> tuple[int, str | None]:
-        """1-based place in line (workers take from the right end), or 0 if no longer queued.
-
-        Only the POSITION_WINDOW jobs nearest the head are read, so a long queue costs each waiting
-        user a bounded read; further back it reports POSITION_WINDOW + 1 ("more than")."""
-        items = self.redis.lrange(QUEUE, -POSITION_WINDOW, -1)
-        for i, raw in enumerate(reversed(items)):
-            try:
-                if json.loads(raw).get("headers", {}).get("id") == job_id:
-                    return i + 1, raw
-            except ValueError:
-                continue
-        if len(items) == POSITION_WINDOW and self.redis.llen(QUEUE) > POSITION_WINDOW:
-            return POSITION_WINDOW + 1, None
-        return 0, None
+    def queue_length(self) -> int:
+        """Jobs waiting for a worker (not counting running ones)."""
+        try:
+            return int(self.redis.zcard(keys.WAITING))
+        except REDIS_ERRORS as exc:
+            raise QueueUnavailable() from exc
 
     # ------------------------------------------------------------ jobs
 
-    def submit(self, req: Request) -> None:
+    def submit(self, req: Request, client: str | None = None, queue: str = QUEUE) -> None:
+        """Admit (queue length, the client's jobs) and send; QueueUnavailable at once if Redis is away."""
+        s = self.settings
+        stale = time.time() - (s.queue_wait_timeout + s.job_hard_time_limit + 60)
         try:
-            self.redis.ping()
-            self.app.send_task(
-                TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=QUEUE,
-                expires=self.settings.queue_wait_timeout + 5,
+            code, waiting = self._admit(
+                keys=[keys.WAITING, keys.client_jobs(client or "-"), keys.watchers(req.job_id)],
+                args=[req.job_id, req.queued_at, s.max_queue_length, s.max_jobs_per_client if client else 0,
+                      stale, WATCH_TTL_S],
             )
+            if code == -1:
+                raise queue_full(int(waiting), s.max_queue_length)
+            if code == -2:
+                raise too_many_jobs(s.max_jobs_per_client)
+            self._queues[req.job_id] = queue
+            self.app.send_task(TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue,
+                               expires=s.queue_wait_timeout + s.job_hard_time_limit)
+        except UserError:
+            raise
         except REDIS_ERRORS as exc:
             raise QueueUnavailable() from exc
+        except redis.exceptions.ResponseError as exc:  # e.g. OOM: maxmemory reached, nothing is evicted
+            log.error("Redis refused job %s: %s", req.job_id, exc)
+            raise QueueUnavailable("Очередь переполнена: в Redis кончилась память. Попробуйте позже.") from exc
 
-    def _meta(self, job_id: str) -> dict:
-        return self.app.backend.get_task_meta(job_id)
+    def release(self, req: Request, client: str | None) -> None:
+        """The client no longer waits on this job."""
+        self._queues.pop(req.job_id, None)
+        if client:
+            try:
+                self.redis.zrem(keys.client_jobs(client), req.job_id)
+            except REDIS_ERRORS:
+                pass  # stale entries expire in the admission script
 
-    def _result(self, req: Request, meta: dict) -> JobResult:
-        if meta.get("status") == "SUCCESS" and isinstance(meta.get("result"), dict):
-            return JobResult.model_validate(meta["result"])
-        if meta.get("status") == "REVOKED":  # expired in the queue: no worker took it in time
-            error = NO_WORKER.format(s=self.settings.queue_wait_timeout)
-            return JobResult(job_id=req.job_id, kind=req.kind, status=JobStatus.error, error=error)
-        return JobResult(job_id=req.job_id, kind=req.kind, status=JobStatus.error, error=LOST_RESULT)
-
-    def follow(self, req: Request, queue_wait_s: float | None = None) -> Iterator[Update]:
-        """Updates until the result; every path ends in a done update with a result."""
-        wait_s = self.settings.queue_wait_timeout if queue_wait_s is None else queue_wait_s
-        give_up = time.time() + wait_s
-        last_id, text, started, done_seen = "0", "", False, False
-        last_queued: tuple[int, int] | None = None
-        last_check = 0.0
+    def cancel(self, job_id: str, kind: str = "chat") -> bool:
+        """Stop a job: a queued one is withdrawn and ends as cancelled; a running one stops at its next token
+        (the worker ends it, keeping the partial answer). False if it had ended already."""
         try:
-            while True:
-                # After "done" nothing more comes on the stream: poll the backend instead of blocking.
-                new = [] if done_seen else events.read_events(
-                    self.redis, req.job_id, last_id, block_ms=100 if started else 250)
-                for ev in new:
-                    last_id = ev.id
-                    if ev.type == "started":
-                        started = True
-                    elif ev.type == "partial":
-                        started, text = True, ev.text
-                        yield Update("running", text=text)
-                    elif ev.type == "done":
-                        done_seen = True
-                        if ev.result:  # the worker sent the result along: no need to wait for the backend
-                            yield Update("done", text=text, result=JobResult.model_validate_json(ev.result))
-                            return
-                meta = self._meta(req.job_id)
-                state = meta.get("status")
-                if state in ("SUCCESS", "FAILURE", "REVOKED"):
-                    yield Update("done", text=text, result=self._result(req, meta))
-                    return
-                if done_seen:
-                    time.sleep(0.002)  # the result lands right after the done event
-                    continue
-                if not started and time.monotonic() - last_check > 0.5:
-                    last_check = time.monotonic()
-                    position, raw = self.position(req.job_id)
-                    workers = len(events.list_workers(self.redis))
-                    if (position, workers) != last_queued:
-                        last_queued = (position, workers)
-                        yield Update("queued", position=position, workers=workers)
-                    # Withdraw the job; one too far back to be read expires in the queue by itself.
-                    if time.time() > give_up and (
-                        position > POSITION_WINDOW or (raw is not None and self.redis.lrem(QUEUE, 1, raw))
-                    ):
-                        msg = NO_WORKER.format(s=round(wait_s))
-                        yield Update("done", result=JobResult(
-                            job_id=req.job_id, kind=req.kind, status=JobStatus.error, error=msg))
-                        return
+            events.request_cancel(self.redis, job_id)
+            if self.redis.zscore(keys.WAITING, job_id) is not None:
+                return self.withdraw(job_id, JobResult(job_id=job_id, kind=kind, status=JobStatus.cancelled))
+            return not self.redis.exists(keys.result(job_id))
         except REDIS_ERRORS as exc:
             raise QueueUnavailable() from exc
+
+    def withdraw(self, job_id: str, result: JobResult) -> bool:
+        """Take a queued job out of its queue and end it with result; False if a worker answered it first."""
+        queue = self._queues.get(job_id, QUEUE)
+        for raw in self.redis.lrange(queue, 0, self.settings.max_queue_length or -1):
+            try:
+                if json.loads(raw).get("headers", {}).get("id") == job_id:
+                    self.redis.lrem(queue, 1, raw)
+                    break
+            except ValueError:
+                continue
+        return events.finish(self.redis, result, self.settings.result_ttl)
+
+    # ------------------------------------------------------------ following
+
+    def _tracker(self, req: Request, queue_wait_s: float | None) -> Tracker:
+        wait_s = self.settings.queue_wait_timeout if queue_wait_s is None else queue_wait_s
+        return Tracker(req, wait_s, self.settings.redis_outage_grace_s)
+
+    def _overdue(self, tr: Tracker) -> list[Update]:
+        try:
+            if self.withdraw(tr.req.job_id, tr.no_worker()):
+                return tr.feed(tr.no_worker())
+        except REDIS_ERRORS:
+            pass
+        tr.give_up = time.monotonic() + 1  # a worker took it meanwhile, or Redis blinked: look again
+        return []
+
+    def follow(self, req: Request, queue_wait_s: float | None = None, client: str | None = None) -> Iterator[Update]:
+        """Updates of a submitted job until its result. Closing the generator early stops the job."""
+        tr = self._tracker(req, queue_wait_s)
+        sub = self.watcher.subscribe(req.job_id, req.kind)
+        try:
+            while not tr.done:
+                yield from tr.feed(sub.get(timeout=0.25))
+                if tr.overdue(time.monotonic()):
+                    yield from self._overdue(tr)
+        finally:
+            self.watcher.unsubscribe(sub)
+            self._end_follow(tr, client)
+
+    async def afollow(self, req: Request, queue_wait_s: float | None = None,
+                      client: str | None = None) -> AsyncIterator[Update]:
+        """follow() for the web's async handlers: no thread is held while waiting; cancellation stops the job."""
+        tr = self._tracker(req, queue_wait_s)
+        sub = self.watcher.subscribe(req.job_id, req.kind, asyncio.get_running_loop())
+        try:
+            while not tr.done:
+                for update in tr.feed(await sub.aget(timeout=0.25)):
+                    yield update
+                if tr.overdue(time.monotonic()):
+                    for update in await asyncio.to_thread(self._overdue, tr):
+                        yield update
+        finally:
+            self.watcher.unsubscribe(sub)
+            await asyncio.to_thread(self._end_follow, tr, client)
+
+    def _end_follow(self, tr: Tracker, client: str | None) -> None:
+        if not tr.done:  # the caller went away (closed page, cancelled call): the job is not worth running
+            try:
+                self.cancel(tr.req.job_id, tr.req.kind)
+            except UserError:
+                log.warning("job %s: could not be stopped (Redis unavailable)", tr.req.job_id)
+        self.release(tr.req, client)
 
     def run(self, req: Request, queue_wait_s: float | None = None) -> JobResult:
         """Submit and wait for the final result (no partial updates)."""
@@ -150,3 +271,10 @@ class JobClient:
             if update.result is not None:
                 return update.result
         raise AssertionError("follow() ended without a result")  # pragma: no cover
+
+    def forget_conversation(self, conversation: str) -> None:
+        """«Новый диалог»: the workers drop the prompt cache of this conversation."""
+        try:
+            self.redis.xadd(keys.CACHE_DROPS, {"conversation": conversation}, maxlen=1000, approximate=True)
+        except REDIS_ERRORS as exc:
+            raise QueueUnavailable() from exc

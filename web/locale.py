@@ -1,20 +1,343 @@
-"""Gradio translates its own strings («Drop File Here», «Clear», «Use via API», …) by the browser's language,
-read once when its scripts start. The page is Russian throughout, so an ASGI middleware puts a tiny script at
-the top of every HTML page that reports Russian before Gradio's i18n starts (launch(head=...) comes too late)."""
+"""The page is Russian whatever the browser's language.
+
+Gradio 6.31 picks its interface language from navigator.language, once, when its scripts start, and then
+translates what its components label through i18n keys. Three layers keep everything Russian:
+
+1. RussianPage (an ASGI middleware) puts a script at the top of every HTML page that reports ru-RU before
+   Gradio's i18n starts (launch(head=...) comes too late), so Gradio loads its own Russian bundle.
+2. I18N (pass it to launch(i18n=I18N)): Gradio's own mechanism, the keys its Russian bundle lacks.
+3. The same script translates what Gradio writes in English without any i18n key (hard-coded in its
+   frontend): pop-ups («Invalid file type…», «File(s) exceed…», the «Error» title), tooltips («Copy»,
+   «Fullscreen», «Remove Image»…), file sizes («2.6 KB» → «2,6 КБ»), the progress timer («1.2s» → «1,2 с»)
+   and the API page. TEXT and RULES below list every such string, as written by this Gradio version. A style
+   hides the share buttons: sharing works only on Hugging Face Spaces, elsewhere it only shows an English error.
+
+Chat messages, code blocks and text fields are never touched: only the text Gradio itself writes."""
 
 from __future__ import annotations
 
-SCRIPT = (
-    b"<script>for (const [k, v] of [['language', 'ru-RU'], ['languages', ['ru-RU', 'ru']]]) {"
-    b" try { Object.defineProperty(navigator, k, { get: () => v, configurable: true }); } catch (e) {} }</script>"
-)
+import json
+
+import gradio as gr
+
+GRADIO_VERSION = "6.31.0"  # the frontend whose English strings TEXT and RULES translate
+
+# Gradio's i18n keys that its Russian bundle lacks: those of its English bundle, and a few its components use
+# with no translation at all (they would show as «common.complete»). launch(i18n=I18N) adds them.
+RU_KEYS = {
+    "audio.recording_error": "Не удалось начать запись с микрофона.",
+    "chatbot.complete": "Готово",
+    "common.back_to_app": "Приложение",
+    "common.back_to_app_description": "Вернуться в приложение",
+    "common.complete": "Готово",
+    "common.download_all": "Скачать все",
+    "common.progress": "Ход выполнения",
+    "common.record": "Записать",
+    "common.run": "Запустить",
+    "common.runs": "Запуски",
+    "common.runs_description": "Запуски, сохранённые в этом браузере",
+    "common.screen_studio": "Запись экрана",
+    "common.share_gradio_tab": "[Показ] вкладка Gradio",
+    "common.stop_recording": "Остановить запись",
+    "common.upload": "Загрузить",
+    "common.video": "Видео",
+    "common.webcam": "Веб-камера",
+    "dataframe.clear_filter": "Сбросить фильтры",
+    "dataframe.filter": "Фильтр",
+    "dataframe.import_empty_file": "Перетащенный файл пуст.",
+    "dataframe.import_fixed_columns": "В этой таблице ровно {expected} столбцов, а в файле — {actual}.",
+    "dataframe.import_fixed_rows": "В этой таблице ровно {expected} строк, а в файле — {actual}.",
+    "dataframe.import_no_column_names": "В перетащенном файле нет названий столбцов.",
+    "dataframe.import_ragged_row": "В строке {line} файла полей: {fields}, а в заголовке: {columns}.",
+    "dataframe.import_static_columns": "Нельзя импортировать в таблицу со столбцами только для чтения.",
+    "image.no_webcam_support": "Веб-камера недоступна в этом браузере.",
+    "model3d.drop_to_upload": "Перетащите сюда 3D-модель (.obj, .glb, .stl, .gltf, .splat или .ply)",
+    "status.queue_position": "В очереди: {position} из {size}",
+}
+I18N = gr.I18n(ru=RU_KEYS)
+
+# Hard-coded English of the Gradio frontend → Russian. A key is the text of one element (whitespace collapsed)
+# or the value of its title / aria-label / placeholder; an element whose text is split by child elements
+# (a link, a code span) is keyed by its text pieces joined with "|" and maps to as many pieces.
+# The API page's longest paragraphs first.
+_FIND = ("2. Find the API endpoint below corresponding to your desired function in the app. Copy the code snippet, "
+         "replacing the placeholder values with your own input data.|Or use the|to automatically generate your API "
+         "requests.")
+_FIND_RU = "2. Найдите ниже нужный метод API и скопируйте пример кода, подставив свои данные вместо примеров."
+_CURL = ("Making a prediction and getting a result requires|: a|and a|request. The|request returns an|, which is used "
+         "in the second|request to fetch the results. In these snippets, we've used|and|to parse the results, "
+         "combining these two requests into one command for ease of use.|If your endpoint accepts files, you must "
+         "first upload them via a|to|, then reference the returned path with the|key:|.|See|.")
+_CURL_RU = [  # around: 2 requests, POST, GET, POST, EVENT_ID, GET, awk, read, POST, /upload, path, {…}, curl docs
+    "Чтобы получить результат, нужны", ": сначала", ", затем", ". Запрос", "возвращает", ", по которому второй",
+    "получает результат. В примерах его разбирают с помощью", "и", ", так что оба запроса умещаются в одну команду.",
+    "Если метод принимает файлы, сначала загрузите их запросом", "на", ", а затем укажите полученный путь в ключе",
+    ":", ".", "См.", ".",
+]
+_FILEDATA = ("The FileData class is a subclass of the GradioModel class that represents a file object within a Gradio "
+             "interface. It is used to store file data and metadata when a file is uploaded. Attributes: path: The "
+             "server file path where the file is stored. url: The normalized server URL pointing to the file. size: "
+             "The size of the file in bytes. orig_name: The original filename before upload. mime_type: The MIME type "
+             "of the file. is_stream: Indicates whether the file is a stream. meta: Additional metadata used "
+             "internally (should not be changed).")
+
+TEXT: dict[str, str | list[str]] = {
+    # pop-ups
+    "Error": "Ошибка",
+    "Warning": "Предупреждение",
+    "Info": "Сообщение",
+    "Success": "Готово",
+    "An error occurred.": "Произошла ошибка.",
+    "Warning.": "Предупреждение.",
+    "Info.": "Сообщение.",
+    "Success.": "Готово.",
+    "Close": "Закрыть",
+    "Must be on Spaces to share.": "Поделиться можно только из Hugging Face Spaces.",
+    "Share failed.": "Не удалось поделиться.",
+    "An Unexpected Error Occurred!": "Произошла непредвиденная ошибка.",
+    "Connection to the server was lost. Attempting reconnection...": "Связь с сервером потеряна. Переподключение…",
+    "Loading...": "Загрузка…",
+    "processing |": "обработка |",
+    "from cache": "из кэша",
+    "used cache": "из кэша",
+    # buttons and tooltips
+    "Copy": "Копировать",
+    "Copied": "Скопировано",
+    "Copied!": "Скопировано!",
+    "Copy message": "Копировать сообщение",
+    "Fullscreen": "Во весь экран",
+    "Exit fullscreen mode": "Выйти из полноэкранного режима",
+    "Remove Image": "Удалить изображение",
+    "Remove this file": "Удалить файл",
+    "Paste from clipboard": "Вставить из буфера обмена",
+    "Upload file": "Загрузить файл",
+    "File upload": "Загрузка файла",
+    "Click to upload or drop files": "Нажмите или перетащите файлы, чтобы загрузить",
+    "Empty value": "Пусто",
+    "More tabs": "Другие вкладки",
+    "chatbot conversation": "Диалог с моделью",
+    "Gradio footer navigation": "Ссылки внизу страницы",
+    "Download": "Скачать",
+    "Clear": "Очистить",
+    "Share": "Поделиться",
+    "Nothing to copy": "Нечего копировать",
+    "Clipboard API unavailable": "Буфер обмена недоступен",
+    "Failed to write to clipboard": "Не удалось скопировать в буфер обмена",
+    "Open copy menu": "Открыть меню копирования",
+    "Close copy menu": "Закрыть меню копирования",
+    "Copy menu": "Меню копирования",
+    # the API page («Использовать через API»)
+    "Choose one of the following ways to interact with the API.": "Выберите, как работать с API.",
+    "Copy Page": "Копировать страницу",
+    "Open in HuggingChat": "Открыть в HuggingChat",
+    "1. Install the|client (|) if you don't already have it installed.":
+        ["1. Установите клиент для", "(", "), если он ещё не установлен."],
+    "docs": "документация",
+    "1. Install the CLI if you don't already have it installed.": "1. Установите CLI, если он ещё не установлен.",
+    "1. Confirm that you have cURL installed on your system.": "1. Убедитесь, что в системе установлен cURL.",
+    _FIND: [_FIND_RU, "Или включите", "— запросы к API составятся сами."],
+    _CURL: _CURL_RU,
+    "2 requests": "2 запроса",
+    "curl docs": "документацию curl",
+    "First, install the HF CLI.": "Сначала установите HF CLI.",
+    "On macOS and Linux:": "В macOS и Linux:",
+    "On Windows:": "В Windows:",
+    "Then, install the Gradio extension:": "Затем установите расширение Gradio:",
+    "This Gradio app can also serve as an MCP server, with an MCP tool corresponding to each API endpoint. "
+    "To enable this, launch this Gradio app with|or set the|env variable to|.": [
+        "Это приложение может работать и как MCP-сервер, где каждому методу API соответствует инструмент MCP. "
+        "Чтобы включить его, запустите приложение с", "или задайте переменной окружения", "значение", "."],
+    "API name:": "Метод API:",
+    "Required": "обязательный",
+    "Default:": "По умолчанию:",
+    "Most recently used": "Последний вызов",
+    "Returns": "Возвращает",
+    _FILEDATA: "Файл: путь на сервере, адрес (URL), размер в байтах, исходное имя, MIME-тип, признак потока "
+               "и служебные метаданные (их не меняют).",
+    "API Recorder": "Запись вызовов API",
+    "Recording API Calls:": "Идёт запись вызовов API:",
+    "🪄 Recorded API Calls": "🪄 Записанные вызовы API",
+    "Note: Some API calls only affect the UI, so when using the clients, the desired result may be achieved "
+    "with only a subset of the recorded calls.": "Часть вызовов влияет только на интерфейс, поэтому через клиент "
+    "того же результата можно добиться и меньшим числом вызовов.",
+    "API Documentation": "Документация API",
+}
+
+
+def _number(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
+def file_size(size: int) -> str:
+    """Bytes the way Gradio's file list shows them (1024-based, one decimal), in Russian: 2620 → "2,6 КБ"."""
+    units = ["Б", "КБ", "МБ", "ГБ", "ПБ"]
+    value, unit = float(size), 0
+    while value > 1024 and unit < len(units) - 1:
+        value /= 1024
+        unit += 1
+    return f"{_number(value)}\u00a0{units[unit]}"
+
+
+def megabytes(value: float) -> str:
+    """50 → "50 МБ", 1.5 → "1,5 МБ"."""
+    return (str(int(value)) if float(value).is_integer() else _number(value)) + "\u00a0МБ"
+
+
+# The page script. It reports ru-RU to Gradio, then a MutationObserver translates, as Gradio writes them, the text
+# of each element and its title / aria-label / placeholder: first the regular expressions of RULES over all the
+# element's pieces joined with "|", then runs of pieces listed in TEXT, then each piece alone (TEXT, then RULES).
+# Gradio rewrites a piece with its English when it changes, and the observer translates it again.
+_JS = r"""
+(() => {
+  for (const [k, v] of [['language', 'ru-RU'], ['languages', ['ru-RU', 'ru']]]) {
+    try { Object.defineProperty(navigator, k, { get: () => v, configurable: true }); } catch (e) {}
+  }
+  const C = __CONFIG__, T = C.text;
+  const UNIT = { B: 'Б', KB: 'КБ', MB: 'МБ', GB: 'ГБ', TB: 'ТБ', PB: 'ПБ' };
+  const num = (s) => String(s).replace('.', ',');
+  const plural = (n, one, few, many) => {
+    const a = Math.abs(n) % 100, b = a % 10;
+    return a > 10 && a < 20 ? many : b === 1 ? one : b > 1 && b < 5 ? few : many;
+  };
+  const duration = (v, u) => num(v) + '\u00a0' + (u === 'ms' ? 'мс' : 'с');
+  const quoted = (list) => list.map((s) => '«' + s + '»').join(', ');
+  const ACCEPT = { 'image/*': 'изображения', 'video/*': 'видео', 'audio/*': 'аудио' };
+  const KIND = { image: 'изображение', video: 'видео', audio: 'аудио', file: 'файл' };
+  const COMPONENT = { File: 'файл', Textbox: 'текст', Json: 'JSON', Image: 'изображение', Video: 'видео',
+    Number: 'число', Checkbox: 'флажок', Dropdown: 'список', Chatbot: 'диалог' };
+  const SEQUENCE = { tuple: 'кортеж', list: 'список', 'an array': 'массив', array: 'массив' };
+  const RULES = [
+    // pop-ups: the Upload component's check of file_types (image-only for gr.Image)…
+    [/^Invalid file types?: (.+?)(?: and (\d+) more)?\. Only (.+) allowed\.$/, (m) =>
+      (m[0].startsWith('Invalid file types') ? 'Неподдерживаемые типы файлов: ' : 'Неподдерживаемый тип файла: ')
+      + m[1] + (m[2] ? ' и ещё ' + m[2] : '') + '. '
+      + (ACCEPT[m[3]] ? 'Здесь можно загрузить только ' + ACCEPT[m[3]] + '.' : 'Допустимые типы: ' + m[3] + '.')],
+    // …and the client's check of launch(max_file_size=...): the limit named is MAX_UPLOAD_MB when known
+    [/^File\(s\) exceed the maximum allowed size of ([\d.]+) (\w+): (.+)$/, (m) => {
+      const files = [...m[3].matchAll(/"([^"]*)"/g)].map((x) => x[1]);
+      const limit = C.uploadLimit || num(m[1]) + '\u00a0' + (UNIT[m[2].toUpperCase()] || m[2]);
+      return (files.length > 1 ? 'Файлы ' + quoted(files) + ' слишком большие'
+        : 'Файл ' + quoted(files) + ' слишком большой') + ': можно загружать файлы до ' + limit + '.';
+    }],
+    // numbers: file sizes in the file list, the progress timer («1.2s», «1.2/3.4s»), durations on the API page
+    [/^(\d+(?:\.\d+)?)[\s\u00a0](B|KB|MB|GB|TB|PB)$/, (m) => num(m[1]) + '\u00a0' + UNIT[m[2]]],
+    [/^(\d+\.\d+)(?:\/(\d+\.\d+))?s$/, (m) => num(m[1]) + (m[2] ? '/' + num(m[2]) : '') + '\u00a0с'],
+    [/^(\d+(?:\.\d+)?) (ms|s)$/, (m) => duration(m[1], m[2])],
+    [/^queue: (\d+)\/(\d*) \|$/, (m) => 'очередь: ' + m[1] + '/' + m[2] + ' |'],
+    // screen-reader labels of chat messages
+    [/^(user|bot)'s message: (.*)$/s, (m) => (m[1] === 'user' ? 'Сообщение пользователя: ' : 'Ответ модели: ')
+      + m[2].replace(/^a component of type (\w+)$/, (x, t) => KIND[t] || t)],
+    // the API page
+    [/^(API|CLI|MCP)\|documentation$/, (m) => [m[1], '— документация']],
+    [/^(API endpoint|CLI endpoint|MCP Tool)(\|s)?$/, (m, el) => {
+      const n = parseInt(el.querySelector('.url')?.textContent || '1', 10);
+      const what = m[1] === 'MCP Tool' ? plural(n, 'инструмент', 'инструмента', 'инструментов') + ' MCP'
+        : plural(n, 'метод', 'метода', 'методов') + (m[1] === 'CLI endpoint' ? ' CLI' : ' API');
+      return m[2] ? [what, ''] : what;
+    }],
+    [/^Accepts (\d+) parameter(\|s)?\|:$/, (m) => ['Принимает ' + m[1] + ' '
+      + plural(+m[1], 'параметр', 'параметра', 'параметров'), ...(m[2] ? [''] : []), ':']],
+    [/^Accepts a JSON object with (\d+) key(\|s)?\|:$/, (m) => ['Принимает JSON-объект из ' + m[1] + ' '
+      + plural(+m[1], 'ключа', 'ключей', 'ключей'), ...(m[2] ? [''] : []), ':']],
+    [/^(tuple|list|an array|array) of (\d+) elements?$/, (m) => SEQUENCE[m[1]] + ' из ' + m[2] + ' '
+      + plural(+m[2], 'элемента', 'элементов', 'элементов')],
+    [/^(\d+) elements?$/, (m) => m[1] + ' ' + plural(+m[1], 'элемент', 'элемента', 'элементов')],
+    [/^The (input|output) value that (?:is provided in|appears in) the "(.*?)" (\w+) component\.\s*(.*)$/, (m) =>
+      (m[1] === 'input' ? 'Входное значение: «' : 'Выходное значение: «') + m[2] + '» ('
+      + (COMPONENT[m[3]] || m[3]) + ').' + (m[4] ? ' ' + (T[m[4]] || m[4]) : '')],
+    [/^Copy (\w+) Docs as Markdown for LLMs$/, (m) => 'Скопировать документацию (' + m[1] + ') для языковой модели'],
+    [/^Ask Questions About The (\w+) Docs$/, (m) => 'Задать вопросы по документации (' + m[1] + ')'],
+    [/^Here is the code snippet to replay the most recently recorded API calls using the (\w+) client\.$/,
+      (m) => 'Код, который повторит последние записанные вызовы API через клиент ' + m[1] + '.'],
+    [/^(\d+) requests \((\d+)% successful, p50: (\d+(?:\.\d+)?) (ms|s)\)$/, (m) => m[1] + ' '
+      + plural(+m[1], 'вызов', 'вызова', 'вызовов') + ' (успешных: ' + m[2] + '%, медиана: '
+      + duration(m[3], m[4]) + ')'],
+  ];
+  const RUNS = Object.entries(T).filter(([, v]) => Array.isArray(v)).map(([k, v]) => [k.split('|'), v]);
+
+  const has = Object.prototype.hasOwnProperty;
+  const rule = (key, el) => {
+    for (const [re, fn] of RULES) { const m = re.exec(key); if (m) return fn(m, el); }
+    return null;
+  };
+  const one = (piece, el) => {
+    const t = has.call(T, piece) ? T[piece] : rule(piece, el);
+    return typeof t === 'string' ? t : null;
+  };
+  const norm = (s) => s.replace(/\s+/g, ' ').trim();
+  const put = (node, text) => {
+    const old = node.nodeValue;
+    const lead = /^\s/.test(old) && !/^[,.:;!?)]/.test(text) ? ' ' : '';
+    const value = lead + text + (text && /\s$/.test(old) ? ' ' : '');
+    if (value !== old) node.nodeValue = value;
+  };
+  // Chat messages, code and text fields are content, not Gradio's interface.
+  const SKIP = 'script, style, pre, code, textarea, [contenteditable="true"], '
+    + '[data-testid="bot"], [data-testid="user"]';
+  const LATIN = /[A-Za-z]/;
+  const texts = (el) => {
+    const nodes = [];
+    for (const n of el.childNodes) if (n.nodeType === 3 && n.nodeValue.trim()) nodes.push(n);
+    if (!nodes.length || !nodes.some((n) => LATIN.test(n.nodeValue)) || el.closest(SKIP)) return;
+    const parts = nodes.map((n) => norm(n.nodeValue)), done = [];
+    if (nodes.length > 1) {
+      const all = rule(parts.join('|'), el);
+      if (Array.isArray(all) && all.length === nodes.length) { nodes.forEach((n, i) => put(n, all[i])); return; }
+      for (const [keys, values] of RUNS) {
+        for (let i = 0; i + keys.length <= parts.length; i++) {
+          if (!keys.every((k, j) => parts[i + j] === k)) continue;
+          keys.forEach((k, j) => { put(nodes[i + j], values[j]); done[i + j] = true; });
+        }
+      }
+    }
+    nodes.forEach((n, i) => { const t = done[i] ? null : one(parts[i], el); if (t !== null) put(n, t); });
+  };
+  const ATTRS = ['title', 'aria-label', 'placeholder'];
+  const attrs = (el) => {
+    for (const a of ATTRS) {
+      const v = el.getAttribute(a);
+      const t = v && LATIN.test(v) ? one(norm(v), el) : null;
+      if (t !== null && t !== v) el.setAttribute(a, t);
+    }
+  };
+  const walk = (node) => {
+    if (node.nodeType === 3) { if (node.parentElement) texts(node.parentElement); return; }
+    if (node.nodeType !== 1) return;
+    for (const el of [node, ...node.querySelectorAll('*')]) { texts(el); if (el.hasAttributes()) attrs(el); }
+  };
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === 'childList') r.addedNodes.forEach(walk);
+      else if (r.type === 'characterData') { if (r.target.parentElement) texts(r.target.parentElement); }
+      else attrs(r.target);
+    }
+  }).observe(document.documentElement, {
+    subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ATTRS,
+  });
+})();
+"""
+
+# Sharing needs Hugging Face Spaces; the chatbot shows its share button on every picture regardless.
+_CSS = 'button[aria-label="Поделиться"], button[aria-label="Share"] { display: none !important; }'
+
+
+def page_head(upload_limit_mb: float | None = None) -> bytes:
+    """The <style> and <script> that go first in every page's <head>."""
+    config = {"text": TEXT, "uploadLimit": megabytes(upload_limit_mb) if upload_limit_mb else None}
+    js = _JS.replace("__CONFIG__", json.dumps(config, ensure_ascii=False).replace("</", "<\\/"))
+    return f"<style>{_CSS}</style><script>{js.strip()}</script>".encode()
+
+
+SCRIPT = page_head()
 
 
 class RussianPage:
-    """Pure ASGI middleware: buffers only uncompressed text/html responses and inserts SCRIPT after <head>."""
+    """Pure ASGI middleware: buffers only uncompressed text/html responses and inserts the page head after
+    <head> (upload_limit_mb: MAX_UPLOAD_MB, named in the «file too large» pop-up instead of Gradio's cap)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, upload_limit_mb: float | None = None) -> None:
         self.app = app
+        self.head = page_head(upload_limit_mb) if upload_limit_mb else SCRIPT
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope.get("method") != "GET":
@@ -36,7 +359,7 @@ class RussianPage:
                 chunks.append(message.get("body", b""))
                 if message.get("more_body"):
                     return
-                body = inject(b"".join(chunks))
+                body = inject(b"".join(chunks), self.head)
                 headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
                 headers.append((b"content-length", str(len(body)).encode()))
                 await send({**start, "headers": headers})
@@ -47,9 +370,10 @@ class RussianPage:
         await self.app(scope, receive, wrapped)
 
 
-def inject(body: bytes) -> bytes:
+def inject(body: bytes, head: bytes = SCRIPT) -> bytes:
+    """Insert head right after <head>; the page's <html lang="en"> becomes lang="ru" from the first byte."""
     at = body.find(b"<head>")
     if at < 0:
         return body
     at += len(b"<head>")
-    return body[:at] + SCRIPT + body[at:]
+    return body[:at].replace(b'lang="en"', b'lang="ru"', 1) + head + body[at:]

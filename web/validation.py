@@ -42,7 +42,7 @@ def _number(part: str, index: int) -> int:
 
 def parse_box(text: str | None, width: int, height: int, min_size: int = MIN_BOX_PX) -> Box:
     """Parse "x1,y1,x2,y2" for an image of width×height pixels, or raise BoxError with a Russian message."""
-    size = f"размер изображения {width}×{height} px"
+    size = f"размер изображения {width}×{height} пикс."
     raw = (text or "").strip()
     if not raw:
         raise BoxError(
@@ -61,12 +61,12 @@ def parse_box(text: str | None, width: int, height: int, min_size: int = MIN_BOX
     if y1 >= y2:
         raise BoxError(f"Верхняя граница y1 = {y1} должна быть меньше нижней y2 = {y2}.")
     if x2 > width:
-        raise BoxError(f"Область выходит за правый край: x2 = {x2}, а ширина изображения {width} px ({size}).")
+        raise BoxError(f"Область выходит за правый край: x2 = {x2}, а ширина изображения {width} пикс. ({size}).")
     if y2 > height:
-        raise BoxError(f"Область выходит за нижний край: y2 = {y2}, а высота изображения {height} px ({size}).")
+        raise BoxError(f"Область выходит за нижний край: y2 = {y2}, а высота изображения {height} пикс. ({size}).")
     if x2 - x1 < min_size or y2 - y1 < min_size:
         raise BoxError(
-            f"Область слишком маленькая: {x2 - x1}×{y2 - y1} px, нужно не меньше {min_size}×{min_size} px."
+            f"Область слишком маленькая: {x2 - x1}×{y2 - y1} пикс., нужно не меньше {min_size}×{min_size} пикс."
         )
     return Box(x1=x1, y1=y1, x2=x2, y2=y2)
 

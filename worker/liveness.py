@@ -17,6 +17,7 @@ import uuid
 
 from common import events, keys
 from common.schemas import WorkerInfo, WorkerState
+from worker.channel import retry
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Liveness:
         self.job_id: str | None = None
         self.job_started: float | None = None
         self._tag: str | None = None
+        self._connected_since: float | None = None  # since when our own heartbeats have reached Redis
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="liveness", daemon=True)
 
@@ -42,19 +44,31 @@ class Liveness:
 
     # ------------------------------------------------------------ called by the task
 
-    def job_begun(self, job_id: str, delivery_tag: str | None) -> None:
+    def job_begun(self, job_id: str, delivery_tag: str | None, queued_at: float | None = None) -> None:
         self.job_id, self.job_started, self._tag, self.state = job_id, time.time(), delivery_tag, WorkerState.busy
-        if delivery_tag:
-            record = {"instance": self.name, "job_id": job_id, "since": self.job_started}
-            self.redis.hset(keys.INFLIGHT, delivery_tag, json.dumps(record))
-        self.beat()
+        record = {"instance": self.name, "job_id": job_id, "since": self.job_started, "queued_at": queued_at}
+
+        def write() -> None:
+            pipe = self.redis.pipeline()
+            pipe.zrem(keys.WAITING, job_id)
+            if delivery_tag:
+                pipe.hset(keys.INFLIGHT, delivery_tag, json.dumps(record))
+            pipe.execute()
+            self.beat()
+
+        retry(f"job {job_id}: begin", write)
 
     def job_finished(self) -> None:
-        if self._tag:
-            self.redis.hdel(keys.INFLIGHT, self._tag)
+        tag = self._tag
         self.job_id = self.job_started = self._tag = None
         self.state = WorkerState.ready if self.runtime.model is not None else WorkerState.error
-        self.beat()
+
+        def write() -> None:
+            if tag:
+                self.redis.hdel(keys.INFLIGHT, tag)
+            self.beat()
+
+        retry("job end", write)
 
     # ------------------------------------------------------------ background
 
@@ -79,10 +93,19 @@ class Liveness:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.worker_heartbeat_s):
+            self._watchdog()
             try:
                 self.beat()
-                self.reap()
-                self._watchdog()
+                self._connected_since = self._connected_since or time.monotonic()
+            except Exception:  # noqa: BLE001 - Redis away: say so once a tick, try again
+                self._connected_since = None
+                log.warning("heartbeat failed: Redis unavailable")
+                continue
+            try:
+                # After an outage every heartbeat has lapsed at once: trust a missing one only when we
+                # have been back long enough for its worker to have beaten again.
+                if time.monotonic() - self._connected_since > self.ttl_s:
+                    self.reap()
             except Exception:
                 log.warning("liveness tick failed", exc_info=True)
 
@@ -101,7 +124,10 @@ class Liveness:
                 continue  # just taken: its worker may not have beaten yet
             with self.app.connection_for_write() as conn:
                 conn.default_channel.qos.restore_by_tag(tag)
-            self.redis.hdel(keys.INFLIGHT, tag)
+            pipe = self.redis.pipeline()
+            pipe.hdel(keys.INFLIGHT, tag)
+            pipe.zadd(keys.WAITING, {rec.get("job_id", ""): float(rec.get("queued_at") or time.time())})
+            pipe.execute()
             restored += 1
             log.warning("job %s of dead worker %s put back on the queue", rec.get("job_id"), instance)
         return restored

@@ -45,3 +45,16 @@ def crop_with_margin(im: Image.Image, box: tuple[int, int, int, int], margin: fl
         )
     mx, my = round((x2 - x1) * margin), round((y2 - y1) * margin)
     return im.crop((max(0, x1 - mx), max(0, y1 - my), min(w, x2 + mx), min(h, y2 + my)))
+
+
+def write_thumbnails(frames, folder: Path, longest: int = 160) -> list[str]:
+    """Small JPEGs of the sampled video frames (shown under the answer); file names in folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, frame in enumerate(frames):
+        im = Image.fromarray(frame)
+        im.thumbnail((longest, longest))
+        name = f"{i:02d}.jpg"
+        im.save(folder / name, quality=80)
+        names.append(name)
+    return names

@@ -1,17 +1,18 @@
-"""Runs one job, from queue payload to JobResult: checks, media, events, the two tiers of errors."""
+"""Runs one job, from queue payload to its one final result: claim, checks, media, generation, the two tiers
+of errors. A redelivered job that already has a result, or runs on a live worker, is left alone."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from pydantic import ValidationError
 
-from common import contract, events, keys
+from common import contract, keys
 from common.errors import GENERIC_FAILURE, UserError
-from common.schemas import JobResult, JobStatus, parse_request
+from common.schemas import JobKind, JobResult, JobStatus, parse_request
 from common.storage import store_from_settings
+from worker.channel import OWNER_TTL_S, JobChannel, finish, retry
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ TOO_MANY_ATTEMPTS = (
     "Задание прерывалось {n} раза подряд (обработчик перезапускался или превысил лимит времени). "
     "Попробуйте файл поменьше или более короткий вопрос."
 )
+BAD_REQUEST = "Некорректный запрос: проверьте файл и параметры."
 
 
 def check_request(req, settings) -> None:
@@ -32,13 +34,32 @@ def check_request(req, settings) -> None:
         contract.require_image(req.media.kind)
 
 
-def execute(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> dict:
-    """Run one job; never raises: every failure becomes a result with a Russian message."""
+def claim(client, job_id: str, me: str) -> bool:
+    """Take the job unless it is answered already or running on a live worker (a duplicate delivery)."""
+    if client.exists(keys.result(job_id)):
+        return False
+    if client.set(keys.owner(job_id), me, nx=True, ex=OWNER_TTL_S):
+        return True
+    holder = client.get(keys.owner(job_id))
+    if holder and holder != me and client.exists(keys.worker(holder)):
+        return False
+    client.set(keys.owner(job_id), me, ex=OWNER_TTL_S)  # its worker died: ours now
+    return True
+
+
+def abandoned(client, job_id: str) -> bool:
+    """Stopped by the user, or nobody follows it any more (its caller went away)."""
+    return bool(client.exists(keys.cancel(job_id))) or not client.exists(keys.watchers(job_id))
+
+
+def execute(payload: dict, runtime: Runtime, client, worker_name: str) -> JobResult | None:
+    """Run one job and end it with its result; None when the job was not ours to run. Never raises for a job's
+    own failure: each becomes a result with a Russian message."""
     started = time.time()
     job_id = str(payload.get("job_id", "?")) if isinstance(payload, dict) else "?"
     kind = payload.get("kind") if isinstance(payload, dict) else None
     base = {
-        "job_id": job_id, "kind": kind if kind in ("chat", "ocr", "region") else "chat",
+        "job_id": job_id, "kind": kind if kind in JobKind.__members__ else JobKind.chat,
         "model_id": runtime.model_id, "device": runtime.device, "dtype": runtime.dtype_name,
         "worker": worker_name, "started_at": started,
     }
@@ -46,42 +67,46 @@ def execute(payload: dict, runtime: Runtime, redis_client, worker_name: str) -> 
         req = parse_request(payload)
     except ValidationError as exc:
         log.warning("job %s: invalid request: %s", job_id, exc)
-        return _result(base, error="Некорректный запрос: проверьте файл и параметры.")
+        return _end(client, runtime, base, error=BAD_REQUEST)
     base["queued_at"] = req.queued_at
-    publisher = events.EventPublisher(redis_client, req.job_id)
+    if not retry(f"job {job_id}: claim", lambda: claim(client, job_id, worker_name)):
+        log.warning("job %s: already answered or running elsewhere: not run again", job_id)
+        return None
     try:
-        attempt = int(redis_client.incr(keys.attempts(req.job_id)))
-        redis_client.expire(keys.attempts(req.job_id), 86400)
-        if attempt > MAX_ATTEMPTS:
-            raise UserError(TOO_MANY_ATTEMPTS.format(n=attempt - 1))
-        publisher.started(worker_name)
-        check_request(req, runtime.settings)
-        path = store_from_settings(runtime.settings).resolve(req.media)
-        pred = runtime.predict(req, path, on_text=publisher.partial, started_at=started)
+        attempt = retry(f"job {job_id}: attempts", lambda: int(client.incr(keys.attempts(job_id))))
+        client.expire(keys.attempts(job_id), 86400)
+        if retry(f"job {job_id}: cancel flag", lambda: abandoned(client, job_id)):
+            log.info("job %s: stopped before it ran", job_id)
+            return _end(client, runtime, base, status=JobStatus.cancelled)
+        with JobChannel(client, job_id, worker_name) as channel:
+            channel.started()
+            if attempt > MAX_ATTEMPTS:
+                raise UserError(TOO_MANY_ATTEMPTS.format(n=attempt - 1))
+            check_request(req, runtime.settings)
+            path = store_from_settings(runtime.settings).resolve(req.media)
+            pred = runtime.predict(req, path, on_text=channel.partial, started_at=started, stop=channel.cancelled)
     except UserError as exc:
         log.info("job %s: %s", job_id, exc.message)
-        return _finish(publisher, base, error=exc.message)
+        return _end(client, runtime, base, error=exc.message, code=exc.code)
     except Exception:  # the second tier: logged with the job id, generic message to the user
         log.exception("job %s failed", job_id)
-        return _finish(publisher, base, error=GENERIC_FAILURE)
+        return _end(client, runtime, base, error=GENERIC_FAILURE, code="internal")
     base.update(
         answer=pred.answer, prompt_tokens=pred.prompt_tokens, generated_tokens=pred.generated_tokens,
-        first_token_at=pred.first_token_at, frames=pred.frames,
-        device=runtime.device, dtype=runtime.dtype_name,
+        first_token_at=pred.first_token_at, frames=pred.frames, truncated=pred.truncated,
+        cached_tokens=pred.cached_tokens, device=runtime.device, dtype=runtime.dtype_name,
     )
-    return _finish(publisher, base)
+    return _end(client, runtime, base, status=JobStatus.cancelled if pred.stopped else JobStatus.ok)
 
 
-def _finish(publisher: events.EventPublisher, base: dict, error: str | None = None) -> dict:
-    result = _result(base, error)
+def _end(client, runtime: Runtime, base: dict, error: str | None = None, status: JobStatus = JobStatus.ok,
+         code: str | None = None) -> JobResult:
+    result = JobResult(**base, status=JobStatus.error if error else status, error=error,
+                       error_code=(code or "bad_request") if error else None, finished_at=time.time())
+    if not finish(client, result, runtime.settings.result_ttl):
+        log.info("job %s: ended already (withdrawn or answered)", result.job_id)
     try:
-        publisher.done(json.dumps(result, ensure_ascii=False))
-    except Exception:  # noqa: BLE001 - the result still goes through the backend
-        log.warning("job %s: could not publish the done event", base["job_id"])
+        client.delete(keys.owner(result.job_id))
+    except Exception:  # noqa: BLE001 - the lease expires by itself
+        pass
     return result
-
-
-def _result(base: dict, error: str | None = None) -> dict:
-    status = JobStatus.error if error else JobStatus.ok
-    res = JobResult(**base, status=status, error=error, finished_at=time.time())
-    return res.model_dump(mode="json")

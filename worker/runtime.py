@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import contract
-from common.errors import JobTimeout, UserError
+from common.errors import JobTimeout, ModelUnavailable
 from common.schemas import ChatRequest, FrameInfo, MediaKind, OcrRequest, RegionRequest
 from common.settings import Settings
 from worker import device, media, prompts
@@ -40,6 +40,9 @@ class Prediction:
     generated_tokens: int
     first_token_at: float | None
     frames: list[FrameInfo] = field(default_factory=list)
+    stopped: bool = False  # the user stopped it: the answer is partial
+    truncated: bool = False  # cut at the token limit
+    cached_tokens: int = 0
 
 
 class Runtime:
@@ -91,7 +94,7 @@ class Runtime:
         if self.model is None and time.monotonic() - self._last_attempt > 30:
             self.setup()  # the weights may have arrived in the cache since
         if self.model is None:
-            raise UserError(self.load_error or load_failure_message(
+            raise ModelUnavailable(self.load_error or load_failure_message(
                 self.model_id, self.settings.hf_hub_offline, self.settings.hf_home))
 
     # ------------------------------------------------------------ helpers
@@ -127,7 +130,7 @@ class Runtime:
             kwargs.update(videos=[video.frames], video_metadata=[meta], do_sample_frames=False)
         return self.processor(**kwargs)
 
-    def _generate(self, inputs, max_new_tokens: int, on_text, deadline: float) -> tuple[str, int, int, float | None]:
+    def _generate(self, inputs, max_new_tokens: int, on_text, deadline: float, stop=None) -> dict:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -142,8 +145,15 @@ class Runtime:
         streamer = TextSoFar(self.processor.tokenizer, on_text, decode_mode)
         limit_s = self.settings.job_time_limit
 
+        stopped = False
+
         class _Stop(StoppingCriteria):
+            # Checked after every token: a flag set by the job's channel thread (no I/O here), the deadline, loops.
             def __call__(self, input_ids, scores, **kw):
+                nonlocal stopped
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    return True
                 if time.time() > deadline:
                     raise JobTimeout(limit_s)
                 return find_cycle(streamer.ids, max_period=32, min_repeats=4) is not None
@@ -162,12 +172,17 @@ class Runtime:
             torch.backends.mkldnn.enabled = onednn
         new = out[0, prompt_tokens:]
         text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
-        return text, prompt_tokens, int(new.shape[0]), streamer.first_token_at
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos])
+        truncated = not stopped and int(new.shape[0]) >= max_new_tokens and int(new[-1]) not in eos
+        return {"text": text, "prompt_tokens": prompt_tokens, "generated_tokens": int(new.shape[0]),
+                "first_token_at": streamer.first_token_at, "stopped": stopped, "truncated": truncated}
 
     # ------------------------------------------------------------ jobs
 
     def predict(self, req: ChatRequest | OcrRequest | RegionRequest, path: Path, on_text=None,
-                started_at: float | None = None) -> Prediction:
+                started_at: float | None = None, stop=None) -> Prediction:
+        """Answer one job. stop: a threading.Event; once set, generation ends at the next token."""
         self.ensure_ready()
         s = self.settings
         deadline = (started_at or time.time()) + s.job_time_limit
@@ -181,8 +196,9 @@ class Runtime:
                 max_frames=self.video_frame_limit(), max_seconds=s.max_video_seconds,
                 longest_edge=self._video_longest_edge(), deadline=deadline, time_limit_s=s.job_time_limit,
             )
-            pairs = zip(video.indices, video.timestamps, strict=True)
-            frames = [FrameInfo(index=i, timestamp=round(t, 3)) for i, t in pairs]
+            thumbs = media.write_thumbnails(video.frames, s.results_dir / "frames" / req.job_id)
+            frames = [FrameInfo(index=i, timestamp=round(t, 3), thumbnail=f"frames/{req.job_id}/{name}")
+                      for i, t, name in zip(video.indices, video.timestamps, thumbs, strict=True)]
             inputs = self._inputs(prompts.chat_messages(MediaKind.video, req.history, req.question), video=video)
         else:
             image = media.load_image(path, s.max_image_pixels)
@@ -194,6 +210,7 @@ class Runtime:
                 image = media.crop_with_margin(image, req.box.as_tuple())
                 messages = prompts.region_messages()
             inputs = self._inputs(messages, images=[image], splitting=self._splitting(req.kind))
-        text, n_prompt, n_new, first = self._generate(inputs, limit, on_text, deadline)
-        answer = clean_ocr(text) if req.kind == "ocr" else clean_answer(text)
-        return Prediction(answer, n_prompt, n_new, first, frames)
+        g = self._generate(inputs, limit, on_text, deadline, stop)
+        answer = clean_ocr(g["text"]) if req.kind == "ocr" else clean_answer(g["text"])
+        return Prediction(answer, g["prompt_tokens"], g["generated_tokens"], g["first_token_at"], frames,
+                          stopped=g["stopped"], truncated=g["truncated"])

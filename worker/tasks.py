@@ -65,10 +65,11 @@ def _on_shutdown(**_: object) -> None:
 
 
 @app.task(name=TASK_NAME, bind=True)
-def run_job(self, payload: dict) -> dict:
+def run_job(self, payload: dict) -> None:
     tag = (self.request.properties or {}).get("delivery_tag")  # kombu's id of this delivery
-    _parts.liveness.job_begun(str(payload.get("job_id", "")), tag)
+    job_id = str(payload.get("job_id", "")) if isinstance(payload, dict) else ""
+    _parts.liveness.job_begun(job_id, tag, payload.get("queued_at") if isinstance(payload, dict) else None)
     try:
-        return execute(payload, _parts.runtime, _parts.redis, _parts.liveness.name)
+        execute(payload, _parts.runtime, _parts.redis, _parts.liveness.name)
     finally:
         _parts.liveness.job_finished()

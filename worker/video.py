@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from common import fmt
 from common.errors import JobTimeout, MediaError
 
 BAD_VIDEO = "Не удалось прочитать видео: файл повреждён или не является видео."
@@ -23,11 +24,6 @@ PROBE_PACKETS = 5000  # packets read (not decoded) after the last keyframe to fi
 MAX_GAP_S = 10.0  # a timestamp this far beyond its neighbours is a broken packet, not part of the video
 _FAR_S = 10**7  # a seek target past the end of any video: lands on the last keyframe
 _CODECS = {"h264": "H.264", "hevc": "H.265 (HEVC)"}
-
-
-def _ru(x: float) -> str:
-    """A number as Russian text writes it: 1 000 001, 2,5 (no-break spaces between thousands, a decimal comma)."""
-    return f"{x:,.1f}".removesuffix(".0").replace(",", "\u00a0").replace(".", ",")
 
 
 def sample_indices(total_frames: int, video_fps: float, target_fps: float, max_frames: int) -> list[int]:
@@ -102,17 +98,20 @@ def decode_video(
         fps = float(stream.average_rate or 0)
         if round(fps) > MAX_FPS:
             raise MediaError(
-                f"Слишком высокая частота кадров: {_ru(fps)} кадров/с (допустимо не более {MAX_FPS}). "
+                f"Слишком высокая частота кадров: {fmt.number(fps)} кадров/с (допустимо не более {MAX_FPS}). "
                 "Перекодируйте видео с обычной частотой, например 30 кадров/с."
             )
         fps = fps or float(stream.guessed_rate or 25)
         duration = _duration(container, stream, start, fps, check)
         if duration > max_seconds:
-            raise MediaError(f"Видео слишком длинное: {_ru(duration)} с при ограничении {_ru(max_seconds)} с.")
+            raise MediaError(
+                f"Видео слишком длинное: {fmt.number(duration)} с при ограничении {fmt.number(max_seconds)} с."
+            )
         total = stream.frames or max(1, round(duration * fps))
         if total > MAX_FPS * max(duration, 1.0):
             raise MediaError(
-                f"Слишком много кадров: {_ru(total)} за {_ru(duration)} с, то есть {_ru(total / max(duration, 1.0))} "
+                f"Слишком много кадров: {fmt.number(total)} за {fmt.number(duration)} с, "
+                f"то есть {fmt.number(total / max(duration, 1.0))} "
                 f"кадров/с (допустимо не более {MAX_FPS})."
             )
         targets = [i / fps for i in sample_indices(total, fps, target_fps, max_frames)]

@@ -78,5 +78,5 @@ def test_concurrent_load_nothing_lost_nothing_twice(stack):
     report = run_load(stack.url, stack.settings.redis_url, n=12)
     assert report.failed == []
     assert report.answered == 12 and report.lost == 0
-    assert report.results_in_backend == 12 and report.duplicates == 0
+    assert report.results == 12 and report.duplicates == 0
     assert report.p95 >= report.p50 > 0

@@ -3,6 +3,9 @@ validation that happens before anything is enqueued. The UI gets a Russian statu
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import gradio as gr
 import pytest
 
@@ -11,6 +14,7 @@ from common.errors import QueueUnavailable
 from common.storage import MediaStore
 from scripts.stack import free_port
 from tests.conftest import make_settings
+from web.api import Api
 from web.handlers import Handlers
 from web.jobs import JobClient
 
@@ -18,8 +22,11 @@ pytestmark = pytest.mark.integration
 REDIS_DOWN = QueueUnavailable().message
 
 
+REQUEST = SimpleNamespace(session_hash="session-1", client=SimpleNamespace(host="127.0.0.1"), headers={})
+
+
 def handlers_for(redis_url: str, root, model, **overrides) -> Handlers:
-    settings = make_settings(redis_url, root, model, **overrides)
+    settings = make_settings(redis_url, root, model, redis_outage_grace_s=1, **overrides)
     store = MediaStore(settings.media_dir, settings.results_dir, settings.max_upload_bytes)
     store.ensure_dirs()
     return Handlers(settings, JobClient(settings), store)
@@ -37,51 +44,60 @@ def no_worker(redis_server, tmp_path_factory) -> Handlers:
     return handlers_for(url, tmp_path_factory.mktemp("noworker"), "unused", queue_wait_timeout=2)
 
 
-def last(gen):
-    items = list(gen)
+def last(agen):
+    """Run an async generator handler to its end: (every update, the last one)."""
+    async def collect():
+        return [item async for item in agen]
+
+    items = asyncio.run(collect())
     assert items, "the handler yielded nothing"
     return items, items[-1]
 
 
+def call(coro):
+    return asyncio.run(coro)
+
+
 def test_redis_unreachable_api_raises_the_russian_message(dead, media):
     with pytest.raises(gr.Error) as info:
-        dead.api_vqa(str(media["scene"]), "Опиши изображение", [])
+        call(Api(dead).vqa(str(media["scene"]), "Опиши изображение", [], REQUEST))
     assert info.value.message == REDIS_DOWN
     with pytest.raises(gr.Error, match="Очередь недоступна"):
-        dead.api_describe_region(str(media["scene"]), "80,160,208,288")
+        call(Api(dead).describe_region(str(media["scene"]), "80,160,208,288", REQUEST))
 
 
 def test_redis_unreachable_ui_shows_it_in_the_status_line(dead, media):
-    _, (_text, _download, status) = last(dead.ocr_ui(str(media["text"])))
+    updates, (_text, _download, status, *_) = last(dead.ocr_ui(str(media["text"]), REQUEST))
     assert status.endswith(REDIS_DOWN)
+    assert any("переподключение" in u[2] for u in updates)  # it kept trying for REDIS_OUTAGE_GRACE_S first
     state, *_ = dead.chat_file(str(media["scene"]), "")
-    _, (chat, _state, question, status) = last(dead.chat_ui("Что это?", state))
+    _, (chat, _state, question, status, *_) = last(dead.chat_ui("Что это?", state, REQUEST))
     assert status.endswith(REDIS_DOWN)
     assert question == "Что это?"  # given back for a retry
-    assert chat[-1]["content"].endswith(REDIS_DOWN)
-    assert dead.model_status().endswith(REDIS_DOWN)
+    assert all(REDIS_DOWN not in str(m["content"]) for m in chat)  # the error is said once: in the status line
+    assert call(dead.model_status()).endswith(REDIS_DOWN)
 
 
 def test_no_worker_ends_with_the_russian_message(no_worker, media):
-    updates, (_text, status) = last(no_worker.region_ui(str(media["scene"]), "80,160,208,288"))
+    updates, (_text, status, *_) = last(no_worker.region_ui(str(media["scene"]), "80,160,208,288", REQUEST))
     statuses = [u[1] for u in updates]
-    assert any(s.startswith("В очереди: 1 · обработчиков: 0") for s in statuses), statuses
+    assert any(s.startswith("Ваше место в очереди: 1 (впереди 0) · обработчиков: 0") for s in statuses), statuses
     assert "Нет доступных обработчиков" in status
     with pytest.raises(gr.Error, match="Нет доступных обработчиков: задание не взято в работу за 2 с"):
-        no_worker.api_ocr(str(media["text"]))
-    assert "Обработчики не запущены" in no_worker.model_status()
+        call(Api(no_worker).ocr(str(media["text"]), REQUEST))
+    assert "Обработчики не запущены" in call(no_worker.model_status())
 
 
 def test_validation_happens_before_the_queue(dead, media):
     """Even with Redis down, input mistakes get their own message: nothing was enqueued."""
-    _, (_t, status) = last(dead.region_ui(str(media["scene"]), "1,2,3"))
-    assert "ровно четыре целых числа" in status
-    _, (_t, status) = last(dead.region_ui(None, "1,2,30,40"))
+    _, (_t, status, _run, _stop, hint) = last(dead.region_ui(str(media["scene"]), "1,2,3", REQUEST))
+    assert "ровно четыре целых числа" in hint and status == ""  # said once: under the box
+    _, (_t, status, *_) = last(dead.region_ui(None, "1,2,30,40", REQUEST))
     assert status.endswith(NEED_IMAGE)
-    _, (*_, status) = last(dead.chat_ui("Что это?", None))
+    _, (_c, _s, _q, status, *_) = last(dead.chat_ui("Что это?", None, REQUEST))
     assert status.endswith(NEED_MEDIA)
     with pytest.raises(gr.Error, match="Для этой вкладки нужно изображение, а не видео"):
-        dead.api_describe_region(str(media["video"]), "1,2,30,40")
+        call(Api(dead).describe_region(str(media["video"]), "1,2,30,40", REQUEST))
 
 
 def test_chat_file_sets_the_default_question_by_media_type(dead, media, tmp_path):

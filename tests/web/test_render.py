@@ -30,15 +30,17 @@ def test_seconds_use_a_russian_decimal_comma():
 
 
 def test_queued_line():
-    assert render.queued_line(3, 2) == "В очереди: 3 · обработчиков: 2"
-    assert render.queued_line(0, 1) == "Задание передаётся обработчику… · обработчиков: 1"
-    line = render.queued_line(1, 0)
-    assert line.startswith("В очереди: 1 · обработчиков: 0") and "ни один обработчик не запущен" in line
+    assert render.queued_line(3, 1, 40.2) == "Ваше место в очереди: 3 (впереди 2) · обработчиков: 1 · примерно 40 с"
+    assert render.queued_line(3, 2) == "Ваше место в очереди: 3 (впереди 2) · обработчиков: 2"
+    assert render.queued_line(0, 1, 5.0) == "Задание передаётся обработчику… · обработчиков: 1"
+    line = render.queued_line(1, 0, 12.0)
+    assert line.startswith("Ваше место в очереди: 1 (впереди 0) · обработчиков: 0") and "ни один обработчик" in line
+    assert "примерно" not in line  # no estimate without a worker
 
 
 def test_done_line_has_wait_processing_and_speed():
     line = render.done_line(result())
-    assert line == "Готово · ожидание в очереди: 0,5 с · обработка: 2,5 с · токенов: 11 (5,0 ток/с)"
+    assert line == "Готово · ожидание в очереди: 0,5 с · обработка: 2,5 с · токенов: 11 (5 ток/с)"
 
 
 def test_done_line_for_a_video_counts_frames():
@@ -50,6 +52,26 @@ def test_done_line_without_speed():
     line = render.done_line(result(generated_tokens=1, first_token_at=None))
     assert line.endswith("токенов: 1")
     assert "ток/с" not in line
+
+
+def test_done_line_says_a_stop_and_a_cut_answer():
+    stopped = render.done_line(result(status=JobStatus.cancelled))
+    assert stopped.startswith("Остановлено") and "ожидание в очереди: 0,5 с" in stopped
+    assert render.done_line(result(status=JobStatus.cancelled, started_at=None)) == (
+        "Остановлено: остановлено по вашей команде")
+    cut = render.done_line(result(truncated=True), max_new_tokens=512)
+    assert cut.endswith("ответ обрезан: достигнут предел в 512 токенов (MAX_NEW_TOKENS)")
+    assert "обрезан" not in render.done_line(result())
+
+
+def test_chat_turns_carry_their_note():
+    msgs = render.chat_messages(None, [["q", "частичный ответ", render.STOPPED]])
+    assert msgs[-1]["content"] == "частичный ответ\n\n*— остановлено*"
+
+
+def test_frames_caption():
+    res = result(frames=[FrameInfo(index=0, timestamp=0.0), FrameInfo(index=10, timestamp=1.5)])
+    assert render.frames_caption(res) == "Кадры, которые видела модель (2): 0 с, 1,5 с"
 
 
 def test_done_line_for_an_error_shows_the_workers_message():
@@ -107,8 +129,14 @@ def test_locale_script_goes_first_in_head():
 
 
 def test_queued_line_beyond_the_position_window():
-    from web.jobs import POSITION_WINDOW
-    from web.render import queued_line
+    from web.watcher import POSITION_WINDOW
 
-    assert queued_line(POSITION_WINDOW + 1, 2).startswith(f"В очереди: более {POSITION_WINDOW}")
-    assert queued_line(3, 2).startswith("В очереди: 3 · обработчиков: 2")
+    assert render.queued_line(POSITION_WINDOW + 1, 2, 30).startswith(
+        f"Ваше место в очереди: дальше {POSITION_WINDOW}-го · обработчиков: 2")
+
+
+def test_workers_line_shows_the_queue_the_cache_and_a_download():
+    line = render.workers_line([worker("w1", "busy", cache_entries=3, cache_bytes=5 * 1024 * 1024)], waiting=4)
+    assert line.endswith("обработчиков: 1 (занят: 1) · в очереди: 4 · кэш диалогов: 3 (5 МБ)")
+    loading = worker("w2", "loading", detail="загрузка модели: 37 % — 1,6 из 4,5 ГБ")
+    assert render.workers_line([loading]).endswith("\nзагрузка модели: 37 % — 1,6 из 4,5 ГБ")

@@ -56,7 +56,7 @@ def test_job_of_a_killed_worker_is_redelivered(stack, tmp_path):
     assert f"-{doomed.proc.pid}-" in name
     time.sleep(0.05)
     doomed.kill()  # SIGKILL mid-job: no ack, no result
-    assert client.app.backend.get_task_meta(req.job_id)["status"] in ("PENDING", "STARTED")
+    assert events.get_result(client.redis, req.job_id) is None
     assert client.redis.hlen(keys.INFLIGHT) >= 1
     t_killed = time.monotonic()
     restarted = start_worker(settings, name="restarted")
@@ -119,7 +119,7 @@ def test_pickled_message_is_rejected_and_never_loaded(stack, tmp_path):
                              queue=client.app.conf.task_default_queue)
         wait_for(lambda: "disallowed" in svc.log_tail(200).lower(), 20, "the worker refusing pickle")
         assert not marker.exists()
-        assert client.app.backend.get_task_meta("evil")["status"] == "PENDING"
+        assert not client.redis.exists(keys.result("evil"))
         assert client.redis.llen(client.app.conf.task_default_queue) == 0  # dropped, not requeued forever
         _ok_job(client, store, tmp_path)  # still serving
     finally:
@@ -159,7 +159,7 @@ def test_restarting_workers_loses_and_repeats_nothing(stack, tmp_path):
     for req in reqs:
         client.submit(req)
     first = start_worker(settings, name="first")
-    wait_for(lambda: client.app.backend.get_task_meta(reqs[1].job_id)["status"] == "SUCCESS", 30, "two answers")
+    wait_for(lambda: events.get_result(client.redis, reqs[1].job_id), 30, "two answers")
     first.stop()  # SIGTERM: warm shutdown while jobs are still queued
     second = start_worker(settings, name="second")
     try:
@@ -188,9 +188,12 @@ def test_redis_down_is_a_russian_message_and_recovers(stack, tmp_path):
             client.workers()
     finally:
         server.start()
-    client.submit(ChatRequest(media=ref, question="What is this?"))  # reconnects by itself
+    req = ChatRequest(media=ref, question="What is this?")
+    client.submit(req)  # reconnects by itself
     assert client.redis.llen(client.app.conf.task_default_queue) == 1
-    client.redis.delete(client.app.conf.task_default_queue)
+    assert client.cancel(req.job_id)  # withdrawn: out of the queue and its index, ended as cancelled
+    assert client.redis.llen(client.app.conf.task_default_queue) == 0 and client.redis.zcard(keys.WAITING) == 0
+    assert events.get_result(client.redis, req.job_id).status == "cancelled"
 
 
 def test_worker_deletes_expired_media_and_results(stack, tmp_path):
@@ -212,17 +215,27 @@ def test_worker_deletes_expired_media_and_results(stack, tmp_path):
         svc.stop()
 
 
+def first_queued(gen):
+    return next(u for u in gen if u.state == "queued" and not u.reconnecting)
+
+
 def test_queue_position_counts_from_the_head_and_is_bounded(stack, tmp_path, monkeypatch):
-    import web.jobs
+    """Positions come from the queue index (no payload is read); beyond the window: «дальше N-го». A follower
+    that goes away takes its queued job with it."""
+    import web.watcher
 
     _settings, client, store = stack
     ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
     reqs = [ChatRequest(media=ref, question=f"q{i}") for i in range(4)]
     for req in reqs:
         client.submit(req)
-    try:
-        assert [client.position(r.job_id)[0] for r in reqs] == [1, 2, 3, 4]
-        monkeypatch.setattr(web.jobs, "POSITION_WINDOW", 2)
-        assert client.position(reqs[3].job_id) == (3, None)  # beyond the window: "more than 2"
-    finally:
-        client.redis.delete(client.app.conf.task_default_queue)
+    follows = [client.follow(r) for r in reqs]
+    assert [first_queued(f).position for f in follows] == [1, 2, 3, 4]
+    monkeypatch.setattr(web.watcher, "POSITION_WINDOW", 2)
+    late = client.follow(reqs[3])
+    assert first_queued(late).position == 3  # "more than 2"
+    for f in [*follows, late]:
+        f.close()  # the callers went away: their queued jobs are withdrawn, never run
+    assert client.redis.llen(client.app.conf.task_default_queue) == 0
+    assert client.redis.zcard(keys.WAITING) == 0
+    assert {events.get_result(client.redis, r.job_id).status for r in reqs} == {"cancelled"}

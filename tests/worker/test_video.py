@@ -60,11 +60,6 @@ def test_video_limits_and_bad_files(tmp_path):
             video.decode_video(bad, target_fps=1, max_frames=8, max_seconds=60, longest_edge=64)
 
 
-def test_russian_numbers():
-    assert video._ru(1_000_001) == "1\u00a0000\u00a0001"
-    assert video._ru(2.54) == "2,5" and video._ru(240.0) == "240" and video._ru(0.25) == "0,2"
-
-
 def _counting_clock(monkeypatch, step: float = 0.0) -> SimpleNamespace:
     """video.time replaced by a clock that counts its reads (one per packet or frame when a deadline is set) and
     advances step seconds per read."""

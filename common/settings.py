@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     app_host: str = "0.0.0.0"
     app_port: int = Field(default=7860, ge=1, le=65535)
     samples_dir: Path = Path("data/samples")  # the UI's example media, made by `make setup` / the web image
+    api_key: str | None = None  # when set, /v1/* (the OpenAI-compatible API) needs "Authorization: Bearer <key>"
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Host are believed (comma-separated IPs); none by default.
     trusted_proxies: str = ""
 

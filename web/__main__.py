@@ -12,7 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 log = logging.getLogger("web")
 
 SAMPLES = {"text": "text.png", "scene": "scene.png", "clip": "clip.mp4"}  # scripts/samples.py writes these
-MAX_THREADS = 256  # each waiting page holds a thread only while it polls Redis (≤ 0.25 s at a time)
+MAX_THREADS = 256  # for the few sync handlers (previews, uploads); waiting on jobs holds no thread
 
 
 def find_samples(folder: Path) -> dict[str, Path]:
@@ -24,21 +24,34 @@ def find_samples(folder: Path) -> dict[str, Path]:
     return found
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def routes(settings, client, store) -> list:
+    """HTTP routes beside Gradio's, on the same app and port (FastAPI(routes=...), so they come first)."""
+    return []
+
+
+def middleware(settings) -> list:
+    """ASGI middleware around the whole app, outermost first."""
     from starlette.middleware import Middleware
 
+    from web.locale import RussianPage
+
+    return [Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from common.settings import get_settings
     from common.storage import store_from_settings
     from web.app import CSS, THEME, build_app
     from web.jobs import JobClient
-    from web.locale import I18N, RussianPage
+    from web.locale import I18N
 
     settings = get_settings()
     store = store_from_settings(settings)
     store.ensure_dirs()
     samples = find_samples(settings.samples_dir)
-    demo = build_app(settings, JobClient(settings), store, samples)
+    client = JobClient(settings)
+    demo = build_app(settings, client, store, samples)
     demo.queue(default_concurrency_limit=None)
     log.info("web on %s:%s, redis %s", settings.app_host, settings.app_port, settings.redis_url)
     demo.launch(
@@ -55,7 +68,7 @@ def main() -> None:
         theme=THEME,
         css=CSS,
         i18n=I18N,  # Gradio's own keys its Russian bundle lacks
-        app_kwargs={"middleware": [Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]},
+        app_kwargs={"middleware": middleware(settings), "routes": routes(settings, client, store)},
     )
 
 

@@ -8,7 +8,12 @@ from celery import Celery
 from common.settings import Settings, get_settings
 
 TASK_NAME = "smolvlm2.run_job"
-QUEUE = "smolvlm2"
+QUEUE = "smolvlm2"  # the shared queue: any worker takes its jobs
+
+
+def worker_queue(instance: str) -> str:
+    """A worker's own queue: follow-ups go there, to the worker holding their prompt cache."""
+    return f"{QUEUE}.w.{instance}"
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

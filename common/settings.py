@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     hf_home: str | None = None
     hf_hub_offline: bool = False
     torch_threads: int = Field(default=0, ge=0)  # 0: torch's default
+    # Conversation prompt cache per worker, MB; unset: 1024 on CPU, on GPU a quarter of free memory (≤ 4096); 0: off.
+    prompt_cache_mb: float | None = Field(default=None, ge=0)
 
     # Web.
     app_host: str = "0.0.0.0"

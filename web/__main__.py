@@ -25,8 +25,11 @@ def find_samples(folder: Path) -> dict[str, Path]:
 
 
 def routes(settings, client, store) -> list:
-    """HTTP routes beside Gradio's, on the same app and port (FastAPI(routes=...), so they come first)."""
-    return []
+    """HTTP routes beside Gradio's, on the same app and port (FastAPI(routes=...), so they come first):
+    the OpenAI-compatible API (/v1/...) and the Prometheus metrics (/metrics)."""
+    from web import metrics, openai_api
+
+    return [*openai_api.router(settings, client, store).routes, *metrics.router(client).routes]
 
 
 def middleware(settings) -> list:
@@ -34,8 +37,10 @@ def middleware(settings) -> list:
     from starlette.middleware import Middleware
 
     from web.locale import RussianPage
+    from web.security import security_middleware, trust_no_proxy_headers
 
-    return [Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]
+    trust_no_proxy_headers()  # before launch: X-Forwarded-For is believed from TRUSTED_PROXIES only (web.security)
+    return [*security_middleware(settings), Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]
 
 
 def main() -> None:

@@ -19,7 +19,17 @@ from kombu.exceptions import OperationalError
 from common import events, keys
 from common.errors import QueueUnavailable, UserError, queue_full, too_many_jobs
 from common.queue import QUEUE, TASK_NAME, make_celery
-from common.schemas import ChatRequest, EventType, JobResult, JobState, JobStatus, OcrRequest, RegionRequest
+from common.schemas import (
+    ChatRequest,
+    EventType,
+    JobResult,
+    JobState,
+    JobStatus,
+    OcrRequest,
+    RegionRequest,
+    WorkerInfo,
+    WorkerState,
+)
 from common.settings import Settings
 from web.watcher import WATCH_TTL_S, Outage, QueueStatus, Recovered, Watcher
 
@@ -137,6 +147,7 @@ class JobClient:
         self.watcher = Watcher(self.redis)
         self._admit = self.redis.register_script(_ADMIT)
         self._queues: dict[str, str] = {}  # job id → the queue it was sent to (to withdraw it)
+        self._snapshot: tuple[float, list] = (0.0, [])
 
     # ------------------------------------------------------------ status
 
@@ -155,8 +166,37 @@ class JobClient:
 
     # ------------------------------------------------------------ jobs
 
-    def submit(self, req: Request, client: str | None = None, queue: str = QUEUE) -> None:
-        """Admit (queue length, the client's jobs) and send; QueueUnavailable at once if Redis is away."""
+    def workers_snapshot(self, max_age_s: float = 0.5) -> list:
+        """The heartbeats, read at most every max_age_s (many submits share one read)."""
+        at, workers = self._snapshot
+        if time.monotonic() - at > max_age_s:
+            workers = events.list_workers(self.redis)
+            self._snapshot = (time.monotonic(), workers)
+        return workers
+
+    def route(self, req: Request) -> str:
+        """The queue for a job: a chat job goes to the worker that last answered about the same media (its
+        prompt cache spares the vision encoder and the old turns) while that worker is alive and not backed up;
+        anything else to the shared queue, where any worker answers it (a cache miss, never an error)."""
+        if req.kind != "chat":
+            return QUEUE
+        holder = self.redis.get(keys.affinity(req.media.path))
+        if not holder:
+            return QUEUE
+        raw = self.redis.get(keys.worker(holder))  # the holder's own state fresh; the others' may be 0.5 s old
+        info = WorkerInfo.model_validate_json(raw) if raw else None
+        workers = self.workers_snapshot()
+        if info is None or not info.queue or info.state not in (WorkerState.ready, WorkerState.busy):
+            return QUEUE
+        if info.backlog > 0:  # a job is already waiting for it
+            return QUEUE
+        if info.state == WorkerState.busy and any(w.state == WorkerState.ready for w in workers if w.name != holder):
+            return QUEUE  # another worker can answer now, without the cache
+        return info.queue
+
+    def submit(self, req: Request, client: str | None = None, queue: str | None = None) -> str:
+        """Admit (queue length, the client's jobs) and send; returns the queue it went to. QueueUnavailable at
+        once if Redis is away; Busy if the queue or the client is over its limit."""
         s = self.settings
         stale = time.time() - (s.queue_wait_timeout + s.job_hard_time_limit + 60)
         try:
@@ -169,6 +209,7 @@ class JobClient:
                 raise queue_full(int(waiting), s.max_queue_length)
             if code == -2:
                 raise too_many_jobs(s.max_jobs_per_client)
+            queue = queue or self.route(req)
             self._queues[req.job_id] = queue
             self.app.send_task(TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue,
                                expires=s.queue_wait_timeout + s.job_hard_time_limit)
@@ -179,6 +220,7 @@ class JobClient:
         except redis.exceptions.ResponseError as exc:  # e.g. OOM: maxmemory reached, nothing is evicted
             log.error("Redis refused job %s: %s", req.job_id, exc)
             raise QueueUnavailable("Очередь переполнена: в Redis кончилась память. Попробуйте позже.") from exc
+        return queue
 
     def release(self, req: Request, client: str | None) -> None:
         """The client no longer waits on this job."""

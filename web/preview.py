@@ -1,15 +1,45 @@
-"""The region tab's preview: the image (EXIF orientation applied, scaled down) with the box drawn on it."""
+"""The region tab's preview: the image (EXIF orientation applied, scaled down) with the box drawn on it.
+
+Every box change and every click redraws it, so a preview must be cheap in memory as well as in time:
+- the image is decoded once per file (path, size, mtime) into a small base picture kept in a tiny LRU cache;
+  a redraw only copies the base (at most PREVIEW_MAX² px) and draws on the copy;
+- JPEG is decoded at a reduced scale (Image.draft); other formats are decoded at full size once, reduced at
+  once, and the full-size copy is dropped (EXIF orientation and the conversion to RGB are applied to the small
+  picture): at most one full-size copy per decode (~110 MB for a 36-Mpx RGB PNG, was ~400 MB);
+- at most DECODE_SLOTS decodes run at once; the others wait (and usually find the base cached);
+- after a decode glibc is asked to give the freed memory back to the system (malloc_trim): Pillow's large
+  blocks otherwise stay in the allocator's arenas and the process keeps its peak size."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
-from common.imaging import image_size
+from common.errors import MediaError
+from common.imaging import BAD_IMAGE, ROTATED, open_image
 
 PREVIEW_MAX = 1024  # longest side of the preview, px
 BOX_COLOR = (255, 40, 40)
+DECODE_SLOTS = 2  # full decodes at once (each holds one full-size copy of the image)
+CACHE_SIZE = 8  # base pictures kept (each at most PREVIEW_MAX² × 3 bytes = 3 MB)
+
+# EXIF orientation → the transpose that shows the picture upright (as ImageOps.exif_transpose does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION = 0x0112
 
 
 def preview_size(width: int, height: int) -> tuple[int, int]:
@@ -23,17 +53,105 @@ def to_image_coords(x: float, y: float, width: int, height: int) -> tuple[int, i
     return min(width - 1, int(x * width / pw)), min(height - 1, int(y * height / ph))
 
 
+class _Base:
+    """The upright, scaled-down RGB picture of one file and the file's full (oriented) size."""
+
+    __slots__ = ("full", "image")
+
+    def __init__(self, image: Image.Image, full: tuple[int, int]) -> None:
+        self.image, self.full = image, full
+
+
+_cache: OrderedDict[tuple, _Base] = OrderedDict()
+_pending: dict[tuple, Future] = {}  # decodes queued or running, by key: a second caller waits for the first
+_lock = threading.Lock()
+# The decodes run on DECODE_SLOTS threads of their own: bounded concurrency, and the memory one decode frees is
+# reused by the next (from the same malloc arenas) instead of each of Gradio's many threads growing its own.
+_pool = ThreadPoolExecutor(max_workers=DECODE_SLOTS, thread_name_prefix="preview")
+try:  # glibc only; elsewhere (musl, macOS) trimming is skipped
+    _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    _malloc_trim = None
+
+
+def _key(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise MediaError(BAD_IMAGE) from exc
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def _decode(path: Path) -> _Base:
+    """One decode: the full image at most once in memory, reduced before anything else is done with it."""
+    with open_image(path) as im:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+        w, h = im.size
+        full = (h, w) if orientation in ROTATED else (w, h)
+        pw, ph = preview_size(*full)
+        target = (ph, pw) if orientation in ROTATED else (pw, ph)  # in the file's own (unrotated) frame
+        im.draft("RGB", target)  # JPEG: decoded at 1/2, 1/4 or 1/8 scale, still at least the target size
+        im.seek(0)
+        if im.mode in ("1", "P", "PA"):  # palette / bilevel: resampling needs real colours (1 byte/px decoded)
+            small = im.convert("RGBA" if im.has_transparency_data else "RGB")
+            small = small.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        elif im.size == target:
+            small = im.copy()
+        else:
+            small = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)  # load() + reduce + resample
+    if small.mode != "RGB":
+        small = small.convert("RGB")
+    if orientation in _UPRIGHT:
+        small = small.transpose(_UPRIGHT[orientation])
+    return _Base(small, full)
+
+
+def _trim() -> None:
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _decode_job(path: Path, key: tuple) -> _Base:
+    try:
+        base = _decode(path)
+        with _lock:
+            _cache[key] = base
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+        return base
+    finally:
+        with _lock:
+            _pending.pop(key, None)
+            idle = not _pending
+        if idle:
+            _trim()  # nothing else decoding: give the freed full-size copies back to the system
+
+
+def base_picture(path: str | Path) -> tuple[Image.Image, tuple[int, int]]:
+    """The cached upright preview base of a file (do not draw on it: copy it) and the file's full size."""
+    path = Path(path)
+    key = _key(path)
+    with _lock:
+        if (hit := _cache.get(key)) is not None:
+            _cache.move_to_end(key)
+            return hit.image, hit.full
+        if (future := _pending.get(key)) is None:
+            future = _pending[key] = _pool.submit(_decode_job, path, key)
+    base = future.result()
+    return base.image, base.full
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
 def make_preview(path: str | Path, box: tuple[int, int, int, int] | None = None,
                  corner: tuple[int, int] | None = None) -> Image.Image:
     """box and corner are in full-image pixels; the preview is at most PREVIEW_MAX px on its longest side."""
-    with Image.open(path) as im:
-        im.draft("RGB", (PREVIEW_MAX, PREVIEW_MAX))  # JPEG: decode at a reduced scale, much faster
-        im.seek(0)
-        shown = ImageOps.exif_transpose(im).convert("RGB")
-    # draft() may have reduced the size already: scale from the full (oriented) size, not the decoded one.
-    full_w, full_h = image_size(path)
-    pw, ph = preview_size(full_w, full_h)
-    shown = shown.resize((pw, ph), Image.Resampling.LANCZOS) if shown.size != (pw, ph) else shown
+    base, (full_w, full_h) = base_picture(path)
+    shown = base.copy()
+    pw, ph = shown.size
     sx, sy = pw / full_w, ph / full_h
     draw = ImageDraw.Draw(shown)
     width = max(2, round(max(pw, ph) / 300))
@@ -46,4 +164,3 @@ def make_preview(path: str | Path, box: tuple[int, int, int, int] | None = None,
         draw.line((cx - r, cy, cx + r, cy), fill=BOX_COLOR, width=width)
         draw.line((cx, cy - r, cx, cy + r), fill=BOX_COLOR, width=width)
     return shown
-

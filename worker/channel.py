@@ -72,6 +72,8 @@ class JobChannel:
             self._wake.notify()
 
     def _next(self, last_sent: float) -> tuple[EventType, str, int] | None:
+        """The next event to send: "started", then the first text at once (streaming lag), later texts at most
+        every min_interval_s (last_sent: when the previous text went)."""
         if self._started:
             self._started = False
             return EventType.started, self.owner, 0
@@ -94,7 +96,8 @@ class JobChannel:
             try:
                 if item is not None:
                     events.add_event(self.client, self.job_id, *item)
-                    last_sent = time.monotonic()
+                    if item[0] == EventType.partial:
+                        last_sent = time.monotonic()
                 now = time.monotonic()
                 if now - last_poll >= self.poll_s:
                     last_poll = now

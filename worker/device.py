@@ -49,3 +49,21 @@ def video_frames(configured: int, processor_default: int | None, device: str) ->
         return configured
     default = int(processor_default or 64)
     return default if device == "cuda" else min(default, CPU_VIDEO_FRAMES)
+
+
+CPU_PROMPT_CACHE_MB = 1024  # the 2.2B model keeps ~196 KB per token in bf16: ~5 000 tokens of conversations
+GPU_PROMPT_CACHE_MB = 4096
+
+
+def prompt_cache_bytes(configured_mb: float | None, device: str, free_gpu_bytes: int | None = None) -> int:
+    """PROMPT_CACHE_MB if set (0 turns the cache off); else 1 GB of RAM on the CPU, and on a GPU a quarter of
+    the memory left free after loading the model, at most 4 GB (the cache lives in GPU memory there)."""
+    if configured_mb is not None:
+        return int(configured_mb * 1024 * 1024)
+    if device != "cuda":
+        return CPU_PROMPT_CACHE_MB * 1024 * 1024
+    if free_gpu_bytes is None:
+        import torch
+
+        free_gpu_bytes, _ = torch.cuda.mem_get_info()
+    return min(GPU_PROMPT_CACHE_MB * 1024 * 1024, free_gpu_bytes // 4)

@@ -16,6 +16,7 @@ import time
 import uuid
 
 from common import events, keys
+from common.queue import QUEUE, worker_queue
 from common.schemas import WorkerInfo, WorkerState
 from worker.channel import retry
 
@@ -30,6 +31,7 @@ class Liveness:
     def __init__(self, app, settings, redis_client, runtime) -> None:
         self.app, self.settings, self.redis, self.runtime = app, settings, redis_client, runtime
         self.name = instance_name()
+        self.queue = worker_queue(self.name)
         self.state = WorkerState.loading
         self.job_id: str | None = None
         self.job_started: float | None = None
@@ -58,6 +60,11 @@ class Liveness:
 
         retry(f"job {job_id}: begin", write)
 
+    def answered(self) -> None:
+        """The job's answer is about to go out: from now on this worker counts as free."""
+        self.state = WorkerState.ready if self.runtime.model is not None else WorkerState.error
+        self.beat()
+
     def job_finished(self) -> None:
         tag = self._tag
         self.job_id = self.job_started = self._tag = None
@@ -73,6 +80,7 @@ class Liveness:
     # ------------------------------------------------------------ background
 
     def start(self) -> None:
+        self.redis.sadd(keys.WORKER_QUEUES, self.queue)
         self.beat()
         self._thread.start()
 
@@ -85,9 +93,11 @@ class Liveness:
 
     def beat(self) -> None:
         rt = self.runtime
+        entries, nbytes = rt.cache.stats()
         info = WorkerInfo(
             name=self.name, model_id=rt.model_id, device=rt.device, dtype=rt.dtype_name,
-            state=self.state, job_id=self.job_id, error=rt.load_error,
+            state=self.state, job_id=self.job_id, error=rt.load_error, detail=rt.detail, queue=self.queue,
+            backlog=int(self.redis.llen(self.queue)), cache_entries=entries, cache_bytes=nbytes,
         )
         events.publish_heartbeat(self.redis, info, self.ttl_s)
 
@@ -110,7 +120,28 @@ class Liveness:
                 log.warning("liveness tick failed", exc_info=True)
 
     def reap(self) -> int:
-        """Put back the jobs of workers whose heartbeat has lapsed; returns how many."""
+        """Put back the jobs of workers whose heartbeat has lapsed (first the one each was running, then those
+        waiting in its own queue, at the head of the shared queue); returns how many."""
+        return self._restore_running() + self._move_orphaned_queues()
+
+    def _move_orphaned_queues(self) -> int:
+        moved = 0
+        for queue in self.redis.smembers(keys.WORKER_QUEUES):
+            instance = queue.removeprefix(f"{QUEUE}.w.")
+            if queue == self.queue or self.redis.exists(keys.worker(instance)):
+                continue
+            # Kombu pushes on the left and takes from the right: moving newest-first onto the right end of the
+            # shared queue keeps their order, oldest next in line.
+            while self.redis.lmove(queue, QUEUE, "LEFT", "RIGHT") is not None:
+                moved += 1
+            if self.redis.llen(queue) == 0:
+                self.redis.srem(keys.WORKER_QUEUES, queue)
+                self.redis.delete(f"_kombu.binding.{queue}")
+            if moved:
+                log.warning("%d job(s) waiting for dead worker %s moved to the shared queue", moved, instance)
+        return moved
+
+    def _restore_running(self) -> int:
         restored = 0
         for tag, raw in self.redis.hgetall(keys.INFLIGHT).items():
             try:

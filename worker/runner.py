@@ -52,9 +52,10 @@ def abandoned(client, job_id: str) -> bool:
     return bool(client.exists(keys.cancel(job_id))) or not client.exists(keys.watchers(job_id))
 
 
-def execute(payload: dict, runtime: Runtime, client, worker_name: str) -> JobResult | None:
+def execute(payload: dict, runtime: Runtime, client, worker_name: str, before_finish=None) -> JobResult | None:
     """Run one job and end it with its result; None when the job was not ours to run. Never raises for a job's
-    own failure: each becomes a result with a Russian message."""
+    own failure: each becomes a result with a Russian message. before_finish(result) runs just before the
+    result is published (a caller may act on it at once: the worker's state must already say so)."""
     started = time.time()
     job_id = str(payload.get("job_id", "?")) if isinstance(payload, dict) else "?"
     kind = payload.get("kind") if isinstance(payload, dict) else None
@@ -67,7 +68,7 @@ def execute(payload: dict, runtime: Runtime, client, worker_name: str) -> JobRes
         req = parse_request(payload)
     except ValidationError as exc:
         log.warning("job %s: invalid request: %s", job_id, exc)
-        return _end(client, runtime, base, error=BAD_REQUEST)
+        return _end(client, runtime, base, before_finish, error=BAD_REQUEST)
     base["queued_at"] = req.queued_at
     if not retry(f"job {job_id}: claim", lambda: claim(client, job_id, worker_name)):
         log.warning("job %s: already answered or running elsewhere: not run again", job_id)
@@ -77,7 +78,7 @@ def execute(payload: dict, runtime: Runtime, client, worker_name: str) -> JobRes
         client.expire(keys.attempts(job_id), 86400)
         if retry(f"job {job_id}: cancel flag", lambda: abandoned(client, job_id)):
             log.info("job %s: stopped before it ran", job_id)
-            return _end(client, runtime, base, status=JobStatus.cancelled)
+            return _end(client, runtime, base, before_finish, status=JobStatus.cancelled)
         with JobChannel(client, job_id, worker_name) as channel:
             channel.started()
             if attempt > MAX_ATTEMPTS:
@@ -87,22 +88,27 @@ def execute(payload: dict, runtime: Runtime, client, worker_name: str) -> JobRes
             pred = runtime.predict(req, path, on_text=channel.partial, started_at=started, stop=channel.cancelled)
     except UserError as exc:
         log.info("job %s: %s", job_id, exc.message)
-        return _end(client, runtime, base, error=exc.message, code=exc.code)
+        return _end(client, runtime, base, before_finish, error=exc.message, code=exc.code)
     except Exception:  # the second tier: logged with the job id, generic message to the user
         log.exception("job %s failed", job_id)
-        return _end(client, runtime, base, error=GENERIC_FAILURE, code="internal")
+        return _end(client, runtime, base, before_finish, error=GENERIC_FAILURE, code="internal")
     base.update(
         answer=pred.answer, prompt_tokens=pred.prompt_tokens, generated_tokens=pred.generated_tokens,
         first_token_at=pred.first_token_at, frames=pred.frames, truncated=pred.truncated,
         cached_tokens=pred.cached_tokens, device=runtime.device, dtype=runtime.dtype_name,
     )
-    return _end(client, runtime, base, status=JobStatus.cancelled if pred.stopped else JobStatus.ok)
+    return _end(client, runtime, base, before_finish, status=JobStatus.cancelled if pred.stopped else JobStatus.ok)
 
 
-def _end(client, runtime: Runtime, base: dict, error: str | None = None, status: JobStatus = JobStatus.ok,
-         code: str | None = None) -> JobResult:
+def _end(client, runtime: Runtime, base: dict, before_finish=None, error: str | None = None,
+         status: JobStatus = JobStatus.ok, code: str | None = None) -> JobResult:
     result = JobResult(**base, status=JobStatus.error if error else status, error=error,
                        error_code=(code or "bad_request") if error else None, finished_at=time.time())
+    if before_finish is not None:
+        try:
+            before_finish(result)
+        except Exception:
+            log.warning("job %s: bookkeeping before the result failed", result.job_id, exc_info=True)
     if not finish(client, result, runtime.settings.result_ttl):
         log.info("job %s: ended already (withdrawn or answered)", result.job_id)
     try:

@@ -1,36 +1,28 @@
-"""Owns the processor and the model: set up once per worker process, then predict many jobs."""
+"""Owns the processor, the model and the prompt cache: set up (and warmed up) once per worker process, then
+predict many jobs."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import contract
-from common.errors import JobTimeout, ModelUnavailable
+import numpy as np
+from PIL import Image
+
+from common import contract, fmt
+from common.errors import ModelUnavailable
 from common.schemas import ChatRequest, FrameInfo, MediaKind, OcrRequest, RegionRequest
 from common.settings import Settings
-from worker import device, media, prompts
+from worker import device, generation, loading, media, prompts
 from worker import video as video_mod
-from worker.postprocess import clean_answer, clean_ocr, find_cycle
-from worker.streamer import TextSoFar
+from worker.postprocess import clean_answer, clean_ocr
+from worker.prompt_cache import PromptCache
 
 log = logging.getLogger(__name__)
 
-def load_failure_message(model_id: str, offline: bool, hf_home: str | None) -> str:
-    where = hf_home or os.environ.get("HF_HOME") or "~/.cache/huggingface"
-    if offline:
-        return (
-            f"Модель «{model_id}» не найдена в локальном кэше ({where}), а загрузка отключена "
-            "(HF_HUB_OFFLINE=1). Запустите обработчик один раз с HF_HUB_OFFLINE=0 и доступом в "
-            "интернет, чтобы скачать веса, затем снова включите офлайн-режим."
-        )
-    return (
-        f"Не удалось загрузить модель «{model_id}»: проверьте идентификатор модели и доступ к "
-        f"Hugging Face Hub (кэш: {where})."
-    )
+RETRY_LOAD_S = 30
 
 
 @dataclass
@@ -54,12 +46,15 @@ class Runtime:
         self.device = "cpu"
         self.dtype_name = ""
         self.load_error: str | None = None
+        self.detail: str | None = None  # what loading is doing now (Russian), for the heartbeat
+        self.cache = PromptCache(0)
         self._last_attempt = 0.0
 
     # ------------------------------------------------------------ setup
 
     def setup(self) -> bool:
-        """Load processor and model; on failure keep the Russian reason and serve it per job."""
+        """Find the weights (cache, or download with progress), load, warm up; on failure keep the Russian
+        reason and serve it per job."""
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -72,29 +67,61 @@ class Runtime:
             log.warning(warning)
         cuda_bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
         self.dtype_name = device.resolve_dtype(self.device, s.model_dtype, cuda_bf16, device.cpu_has_fast_bf16())
-        dtype = getattr(torch, self.dtype_name)
         t0 = time.perf_counter()
         try:
-            processor = AutoProcessor.from_pretrained(self.model_id)
+            path = loading.local_weights(self.model_id, s.hf_hub_offline, s.hf_home, self._progress)
+            self._progress("загрузка модели в память…")
+            processor = AutoProcessor.from_pretrained(path)
             model = AutoModelForImageTextToText.from_pretrained(
-                self.model_id, dtype=dtype, attn_implementation="sdpa"
+                path, dtype=getattr(torch, self.dtype_name), attn_implementation="sdpa"
             )
+        except ModelUnavailable as exc:
+            return self._failed(exc.message)
         except (OSError, ValueError) as exc:
-            self.load_error = load_failure_message(self.model_id, s.hf_hub_offline, s.hf_home)
             log.error("model load failed: %s", exc)
-            return False
+            return self._failed(loading.failure_message(self.model_id, s.hf_hub_offline, s.hf_home))
         self.model = model.to(self.device).eval()
         self.processor = processor
+        self.cache = PromptCache(device.prompt_cache_bytes(s.prompt_cache_mb, self.device))
         self.load_error = None
-        log.info("model %s loaded on %s (%s) in %.1fs", self.model_id, self.device, self.dtype_name,
-                 time.perf_counter() - t0)
+        log.info("model %s loaded on %s (%s) in %.1fs; prompt cache %s", self.model_id, self.device, self.dtype_name,
+                 time.perf_counter() - t0, fmt.size(self.cache.max_bytes))
+        self.warm_up()
+        self.detail = None
         return True
 
+    def _progress(self, detail: str) -> None:
+        self.detail = detail
+
+    def _failed(self, message: str) -> bool:
+        self.load_error, self.detail = message, None
+        log.error("%s", message)
+        return False
+
+    def warm_up(self) -> None:
+        """One short generate per mode this worker serves, before it says "ready": the weights are paged in and
+        the kernels chosen now, not on a user's first question."""
+        self._progress("прогрев модели…")
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        image = Image.fromarray(rng.integers(0, 255, (384, 512, 3), dtype=np.uint8))
+        deadline = time.time() + 600
+        for splitting in sorted({self._splitting("chat"), self._splitting("ocr")}):
+            inputs = self._inputs(prompts.region_messages(), images=[image], splitting=splitting)
+            generation.generate(self.model, self.processor.tokenizer, inputs, device=self.device, max_new_tokens=2,
+                                deadline=deadline, limit_s=600)
+        frames = [np.asarray(image.resize((64, 48)))] * 2
+        clip = video_mod.VideoFrames(frames, [0.0, 1.0], [0, 1], 1.0, 2.0, 2)
+        inputs = self._inputs(prompts.chat_messages(MediaKind.video, [], "What happens?"), video=clip)
+        generation.generate(self.model, self.processor.tokenizer, inputs, device=self.device, max_new_tokens=2,
+                            deadline=deadline, limit_s=600)
+        log.info("warm-up done in %.1fs", time.perf_counter() - t0)
+
     def ensure_ready(self) -> None:
-        if self.model is None and time.monotonic() - self._last_attempt > 30:
+        if self.model is None and time.monotonic() - self._last_attempt > RETRY_LOAD_S:
             self.setup()  # the weights may have arrived in the cache since
         if self.model is None:
-            raise ModelUnavailable(self.load_error or load_failure_message(
+            raise ModelUnavailable(self.load_error or loading.failure_message(
                 self.model_id, self.settings.hf_hub_offline, self.settings.hf_home))
 
     # ------------------------------------------------------------ helpers
@@ -130,54 +157,6 @@ class Runtime:
             kwargs.update(videos=[video.frames], video_metadata=[meta], do_sample_frames=False)
         return self.processor(**kwargs)
 
-    def _generate(self, inputs, max_new_tokens: int, on_text, deadline: float, stop=None) -> dict:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        onednn = torch.backends.mkldnn.enabled
-        decode_mode = None
-        if self.device == "cpu" and self.model.dtype == torch.bfloat16:
-            # oneDNN makes the bf16 prefill several times faster, but the one-token decode steps slower than
-            # PyTorch's own kernels (docs/bench.md): off from the first new token to the end of the job.
-            def decode_mode() -> None:
-                torch.backends.mkldnn.enabled = False
-
-        streamer = TextSoFar(self.processor.tokenizer, on_text, decode_mode)
-        limit_s = self.settings.job_time_limit
-
-        stopped = False
-
-        class _Stop(StoppingCriteria):
-            # Checked after every token: a flag set by the job's channel thread (no I/O here), the deadline, loops.
-            def __call__(self, input_ids, scores, **kw):
-                nonlocal stopped
-                if stop is not None and stop.is_set():
-                    stopped = True
-                    return True
-                if time.time() > deadline:
-                    raise JobTimeout(limit_s)
-                return find_cycle(streamer.ids, max_period=32, min_repeats=4) is not None
-
-        inputs = inputs.to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        prompt_tokens = int(inputs["input_ids"].shape[1])
-        try:
-            with torch.inference_mode():
-                out = self.model.generate(
-                    **inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_Stop()]),
-                )
-        finally:
-            torch.backends.mkldnn.enabled = onednn
-        new = out[0, prompt_tokens:]
-        text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
-        eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos])
-        truncated = not stopped and int(new.shape[0]) >= max_new_tokens and int(new[-1]) not in eos
-        return {"text": text, "prompt_tokens": prompt_tokens, "generated_tokens": int(new.shape[0]),
-                "first_token_at": streamer.first_token_at, "stopped": stopped, "truncated": truncated}
-
     # ------------------------------------------------------------ jobs
 
     def predict(self, req: ChatRequest | OcrRequest | RegionRequest, path: Path, on_text=None,
@@ -188,29 +167,38 @@ class Runtime:
         deadline = (started_at or time.time()) + s.job_time_limit
         limit = min(req.max_new_tokens or s.max_new_tokens, s.max_new_tokens)
         frames: list[FrameInfo] = []
+        cache_key = None
         if req.media.kind == MediaKind.video:
             if req.kind != "chat":
                 contract.require_image(req.media.kind)
+            fps = float(getattr(self.processor.video_processor, "fps", 1) or 1)
             video = video_mod.decode_video(
-                path, target_fps=float(getattr(self.processor.video_processor, "fps", 1) or 1),
-                max_frames=self.video_frame_limit(), max_seconds=s.max_video_seconds,
+                path, target_fps=fps, max_frames=self.video_frame_limit(), max_seconds=s.max_video_seconds,
                 longest_edge=self._video_longest_edge(), deadline=deadline, time_limit_s=s.job_time_limit,
             )
             thumbs = media.write_thumbnails(video.frames, s.results_dir / "frames" / req.job_id)
             frames = [FrameInfo(index=i, timestamp=round(t, 3), thumbnail=f"frames/{req.job_id}/{name}")
                       for i, t, name in zip(video.indices, video.timestamps, thumbs, strict=True)]
             inputs = self._inputs(prompts.chat_messages(MediaKind.video, req.history, req.question), video=video)
+            cache_key = f"{req.media.path}|video|{self.video_frame_limit()}|{fps:g}"
         else:
             image = media.load_image(path, s.max_image_pixels)
+            splitting = self._splitting(req.kind)
             if req.kind == "chat":
                 messages = prompts.chat_messages(MediaKind.image, req.history, req.question)
+                cache_key = f"{req.media.path}|image|{int(splitting)}"
             elif req.kind == "ocr":
                 messages = prompts.ocr_messages()
             else:
                 image = media.crop_with_margin(image, req.box.as_tuple())
                 messages = prompts.region_messages()
-            inputs = self._inputs(messages, images=[image], splitting=self._splitting(req.kind))
-        g = self._generate(inputs, limit, on_text, deadline, stop)
-        answer = clean_ocr(g["text"]) if req.kind == "ocr" else clean_answer(g["text"])
-        return Prediction(answer, g["prompt_tokens"], g["generated_tokens"], g["first_token_at"], frames,
-                          stopped=g["stopped"], truncated=g["truncated"])
+            inputs = self._inputs(messages, images=[image], splitting=splitting)
+        g = generation.generate(
+            self.model, self.processor.tokenizer, inputs, device=self.device, max_new_tokens=limit,
+            deadline=deadline, limit_s=s.job_time_limit, on_text=on_text, stop=stop, cache=self.cache,
+            media_key=cache_key, conversation=getattr(req, "conversation", None),
+        )
+        answer = clean_ocr(g.text) if req.kind == "ocr" else clean_answer(g.text)
+        return Prediction(answer, g.prompt_tokens, g.generated_tokens, g.first_token_at, frames,
+                          stopped=g.stopped, truncated=g.truncated, cached_tokens=g.cached_tokens)
+

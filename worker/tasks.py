@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import redis
 from celery import signals
 
-from common import events
+from common import events, keys
 from common.queue import TASK_NAME, make_celery
 from common.schemas import WorkerState
 from common.settings import Settings
@@ -20,6 +20,7 @@ from worker.runtime import Runtime
 log = logging.getLogger(__name__)
 
 app = make_celery()
+AFFINITY_TTL_S = 3600
 
 
 @dataclass
@@ -41,7 +42,8 @@ def start(settings: Settings) -> Parts:
     global _parts
     client = events.connect(settings.redis_url)
     runtime = Runtime(settings)
-    _parts = Parts(settings, runtime, client, Liveness(app, settings, client, runtime), Housekeeping(settings))
+    _parts = Parts(settings, runtime, client, Liveness(app, settings, client, runtime),
+                   Housekeeping(settings, client, runtime))
     return _parts
 
 
@@ -70,6 +72,16 @@ def run_job(self, payload: dict) -> None:
     job_id = str(payload.get("job_id", "")) if isinstance(payload, dict) else ""
     _parts.liveness.job_begun(job_id, tag, payload.get("queued_at") if isinstance(payload, dict) else None)
     try:
-        execute(payload, _parts.runtime, _parts.redis, _parts.liveness.name)
+        execute(payload, _parts.runtime, _parts.redis, _parts.liveness.name,
+                before_finish=lambda result: answered(_parts, payload, result))
     finally:
         _parts.liveness.job_finished()
+
+
+def answered(parts: Parts, payload: dict, result) -> None:
+    """Just before the answer goes out: say "ready" (a follow-up may be routed at once), and for a chat answer
+    record this worker as the holder of the media's prompt cache."""
+    parts.liveness.answered()
+    media = (payload.get("media") or {}).get("path")
+    if media and result.kind == "chat" and result.status == "ok" and parts.runtime.cache.enabled:
+        parts.redis.set(keys.affinity(media), parts.liveness.name, ex=AFFINITY_TTL_S)

@@ -20,7 +20,7 @@ def make_stack(tmp_path_factory, test_model):
         stack = Stack(root, test_model, log_dir=ARTIFACTS / "logs" / root.name)
         stacks.append(stack)
         stack.start_redis()
-        stack.settings = stack.settings_for(max_new_tokens=12, queue_wait_timeout=60, **overrides)
+        stack.settings = stack.settings_for(**{"max_new_tokens": 12, "queue_wait_timeout": 60, **overrides})
         stack.client = JobClient(stack.settings)
         stack.store = MediaStore(stack.media_dir, stack.results_dir, stack.settings.max_upload_bytes)
         stack.store.ensure_dirs()

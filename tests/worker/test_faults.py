@@ -66,7 +66,7 @@ def test_job_of_a_killed_worker_is_redelivered(stack, tmp_path):
         assert f"-{restarted.proc.pid}-" in result.worker
         assert time.monotonic() - t_killed < 30
         assert int(client.redis.get(keys.attempts(req.job_id))) == 2
-        assert client.redis.hlen(keys.INFLIGHT) == 0
+        wait_for(lambda: client.redis.hlen(keys.INFLIGHT) == 0, 5, "the in-flight record cleared after the answer")
     finally:
         restarted.stop()
 

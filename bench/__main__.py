@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import common
 from bench.common import RESULTS, WORK, Result
 
-MEASURES = ["queue_overhead", "streaming", "scaling", "video_sampling", "real_size", "gpu"]
+MEASURES = ["queue_overhead", "openai_overhead", "streaming", "scaling", "video_sampling", "real_size", "gpu"]
 
 
 def _merge(path: Path, fresh: list[Result], ran: set[str]) -> list[Result]:

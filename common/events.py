@@ -98,19 +98,26 @@ def request_cancel(client: redis.Redis, job_id: str, ttl_s: int = STREAM_TTL_S) 
 
 def publish_heartbeat(client: redis.Redis, info: WorkerInfo, ttl_s: float) -> None:
     info.updated_at = time.time()
-    client.set(keys.worker(info.name), info.model_dump_json(), px=int(ttl_s * 1000))
+    pipe = client.pipeline(transaction=False)
+    pipe.set(keys.worker(info.name), info.model_dump_json(), px=int(ttl_s * 1000))
+    pipe.sadd(keys.WORKERS, info.name)
+    pipe.execute()
 
 
 def remove_heartbeat(client: redis.Redis, name: str) -> None:
-    client.delete(keys.worker(name))
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(keys.worker(name))
+    pipe.srem(keys.WORKERS, name)
+    pipe.execute()
 
 
 def list_workers(client: redis.Redis) -> list[WorkerInfo]:
-    found = sorted(client.scan_iter(match=keys.worker("*"), count=100))
-    if not found:
+    """Live workers (their heartbeats), read by name from the registry: no scan of the keyspace."""
+    names = sorted(client.smembers(keys.WORKERS))
+    if not names:
         return []
     workers = []
-    for raw in client.mget(found):
+    for raw in client.mget([keys.worker(n) for n in names]):
         if raw:
             try:
                 workers.append(WorkerInfo.model_validate(json.loads(raw)))

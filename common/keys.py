@@ -6,6 +6,7 @@ PREFIX = "smolvlm2"
 INFLIGHT = f"{PREFIX}:inflight"  # delivery tag → {instance, job_id, since} of each running job
 WAITING = f"{PREFIX}:waiting"  # sorted set: queued job id → enqueue time (positions without reading payloads)
 METRICS = f"{PREFIX}:metrics"  # hash: Prometheus counters and histogram buckets, written once per job
+WORKERS = f"{PREFIX}:workers"  # set: the instance names of started workers (heartbeats are read by name)
 WORKER_QUEUES = f"{PREFIX}:worker-queues"  # set: the own queue of every worker that has started
 CACHE_DROPS = f"{PREFIX}:cache-drops"  # stream: conversations whose prompt cache workers should forget
 
@@ -47,6 +48,11 @@ def watchers(job_id: str) -> str:
 def worker(name: str) -> str:
     """A worker's heartbeat (its WorkerInfo as JSON, with a TTL)."""
     return f"{PREFIX}:worker:{name}"
+
+
+def web_wake(instance: str) -> str:
+    """A web process's wake-up stream: a new follower interrupts the watcher's blocking read."""
+    return f"{PREFIX}:web:{instance}:wake"
 
 
 def client_jobs(client: str) -> str:

@@ -20,14 +20,25 @@ UNREADABLE_UPLOAD = "Не удалось прочитать загруженны
 CHUNK = 1 << 20
 
 
+EMPTY_FILE = "Файл пустой (0 байт). Загрузите другой файл."
+
+
+def unsupported(ext: str) -> str:
+    shown = f"«{ext}»" if ext else "без расширения"
+    return f"Неподдерживаемый тип файла ({shown}). Поддерживаются {SUPPORTED_HINT}."
+
+
+def too_large(size: int, limit_bytes: int) -> str:
+    return f"Файл слишком большой: {fmt.megabytes(size)} при ограничении {fmt.megabytes(limit_bytes)}."
+
+
 def media_kind_for(name: str) -> MediaKind:
     ext = Path(name).suffix.lower()
     if ext in IMAGE_EXTS:
         return MediaKind.image
     if ext in VIDEO_EXTS:
         return MediaKind.video
-    shown = f"«{ext}»" if ext else "без расширения"
-    raise MediaError(f"Неподдерживаемый тип файла ({shown}). Поддерживаются {SUPPORTED_HINT}.")
+    raise MediaError(unsupported(ext))
 
 
 def _inside(base: Path, candidate: Path) -> Path:
@@ -57,12 +68,9 @@ class MediaStore:
         except OSError as exc:
             raise MediaError(UNREADABLE_UPLOAD) from exc
         if size == 0:
-            raise MediaError("Файл пустой (0 байт). Загрузите другой файл.")
+            raise MediaError(EMPTY_FILE)
         if size > self.max_upload_bytes:
-            limit = self.max_upload_bytes / (1024 * 1024)
-            raise MediaError(
-                f"Файл слишком большой: {fmt.megabytes(size)} при ограничении {fmt.number(limit)} МБ."
-            )
+            raise MediaError(too_large(size, self.max_upload_bytes))
         return kind
 
     def save_upload(self, src: Path, name: str | None = None) -> MediaRef:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 from kombu.exceptions import OperationalError
 
-from common import events, keys
+from common import events, keys, metrics
 from common.errors import QueueUnavailable, UserError, queue_full, too_many_jobs
 from common.queue import QUEUE, TASK_NAME, make_celery
 from common.schemas import (
@@ -42,15 +42,22 @@ NO_WORKER = (
 )
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, OSError)
 
-# KEYS: waiting, client jobs, watchers. ARGV: job id, now, max queue, max per client, stale before, watch TTL.
+# KEYS: waiting, client jobs, watchers, metrics. ARGV: job id, now, max queue, max per client, stale before,
+# watch TTL, the job's jobs_total|<kind>|rejected field (a refusal is counted in the same atomic step).
 _ADMIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 local waiting = redis.call('ZCARD', KEYS[1])
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[6])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {1, waiting} end  -- admitted already: a retried submit
-if tonumber(ARGV[3]) > 0 and waiting >= tonumber(ARGV[3]) then return {-1, waiting} end
+if tonumber(ARGV[3]) > 0 and waiting >= tonumber(ARGV[3]) then
+  redis.call('HINCRBYFLOAT', KEYS[4], ARGV[7], 1)
+  return {-1, waiting}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {-2, waiting} end
+if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+  redis.call('HINCRBYFLOAT', KEYS[4], ARGV[7], 1)
+  return {-2, waiting}
+end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], 86400)
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -201,14 +208,15 @@ class JobClient:
         stale = time.time() - (s.queue_wait_timeout + s.job_hard_time_limit + 60)
         try:
             code, waiting = self._admit(
-                keys=[keys.WAITING, keys.client_jobs(client or "-"), keys.watchers(req.job_id)],
+                keys=[keys.WAITING, keys.client_jobs(client or "-"), keys.watchers(req.job_id), keys.METRICS],
                 args=[req.job_id, req.queued_at, s.max_queue_length, s.max_jobs_per_client if client else 0,
-                      stale, WATCH_TTL_S],
+                      stale, WATCH_TTL_S, metrics.field("jobs_total", str(req.kind), metrics.REJECTED)],
             )
-            if code == -1:
-                raise queue_full(int(waiting), s.max_queue_length)
-            if code == -2:
-                raise too_many_jobs(s.max_jobs_per_client)
+            if code in (-1, -2):
+                busy = queue_full(int(waiting), s.max_queue_length) if code == -1 else too_many_jobs(
+                    s.max_jobs_per_client)
+                busy.counted = True  # jobs_total{status="rejected"} is counted already (web/openai_api.py checks)
+                raise busy
             queue = queue or self.route(req)
             self._queues[req.job_id] = queue
             self.app.send_task(TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue,

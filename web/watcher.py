@@ -9,6 +9,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -76,8 +77,10 @@ class Subscription:
 
 
 class Watcher:
-    def __init__(self, client: redis.Redis, block_ms: int = 100) -> None:
+    def __init__(self, client: redis.Redis, block_ms: int = 200) -> None:
         self.client, self.block_ms = client, block_ms
+        self._wake_key = keys.web_wake(uuid.uuid4().hex[:12])
+        self._wake_id = "$"
         self._subs: dict[str, list[Subscription]] = {}
         self._lock = threading.Lock()
         self._has_subs = threading.Event()
@@ -98,7 +101,19 @@ class Watcher:
         self._last["status"] = 0.0  # a new waiter sees its place at once
         if self._outage is not None:
             sub.put(self._outage)
+        else:
+            self._wake()
         return sub
+
+    def _wake(self) -> None:
+        """Interrupt the blocking read, so the new job's stream is read from now on (not after block_ms)."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(self._wake_key, {"w": 1}, maxlen=10, approximate=True)
+            pipe.expire(self._wake_key, 3600)
+            pipe.execute()
+        except REDIS_ERRORS:
+            pass  # the watcher sees the outage itself
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
@@ -151,8 +166,11 @@ class Watcher:
         subs = self._all()
         if not subs:
             return
-        streams = {keys.events(s.job_id): s.last_id for s in subs}
+        streams = {self._wake_key: self._wake_id, **{keys.events(s.job_id): s.last_id for s in subs}}
         for key, entries in self.client.xread(streams, block=self.block_ms, count=100) or []:
+            if key == self._wake_key:
+                self._wake_id = entries[-1][0]
+                continue
             job_id = key.split(":")[-2]
             for entry_id, fields in entries:
                 for sub in self._subs_of(job_id):

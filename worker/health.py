@@ -6,14 +6,14 @@ from __future__ import annotations
 import socket
 import sys
 
-from common import events, keys
+from common import events
 from common.settings import get_settings
 
 
 def main() -> int:
     client = events.connect(get_settings().redis_url)
-    mine = client.scan_iter(match=keys.worker(f"{socket.gethostname()}-*"), count=1000)
-    return 0 if next(mine, None) else 1
+    mine = [w for w in events.list_workers(client) if w.name.startswith(f"{socket.gethostname()}-")]
+    return 0 if mine else 1
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ class Liveness:
                 moved += 1
             if self.redis.llen(queue) == 0:
                 self.redis.srem(keys.WORKER_QUEUES, queue)
+                self.redis.srem(keys.WORKERS, instance)
                 self.redis.delete(f"_kombu.binding.{queue}")
             if moved:
                 log.warning("%d job(s) waiting for dead worker %s moved to the shared queue", moved, instance)

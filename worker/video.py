@@ -16,6 +16,7 @@ from common import fmt
 from common.errors import JobTimeout, MediaError
 
 BAD_VIDEO = "Не удалось прочитать видео: файл повреждён или не является видео."
+NO_VIDEO_STREAM = "В файле нет видеодорожки (например, только звук). Загрузите видео."
 MAX_FPS = 240  # slow-motion phones record 240 fps; more than that is a broken or crafted file
 # A seek decodes from the keyframe before its target: 720 frames covers a 12-s GOP at 60 fps, longer than any
 # normal encoder makes; past it a file with (almost) no keyframes would be decoded from the start at every seek.
@@ -80,7 +81,7 @@ def decode_video(
         raise MediaError(BAD_VIDEO) from exc
     with container:
         if not container.streams.video:
-            raise MediaError("В файле нет видеодорожки (например, только звук). Загрузите видео.")
+            raise MediaError(NO_VIDEO_STREAM)
         stream = container.streams.video[0]
         if container.format.flags & av.format.Flags.no_timestamps.value:
             # Raw H.264/HEVC: no timestamps and no index, so no seeking; only a sequential decode would work.

@@ -54,10 +54,11 @@ def failure_message(model_id: str, offline: bool, hf_home: str | None) -> str:
     return offline_missing(model_id, hf_home) if offline else not_loadable(model_id, hf_home)
 
 
-def probe_hub(endpoint: str, model_id: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+def probe_hub(endpoint: str, model_id: str, timeout: float | None = None) -> str | None:
     """None if the hub answers for this model; else the reason, in Russian. One request, no retries."""
     import httpx
 
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     try:
         resp = httpx.get(f"{endpoint}/api/models/{model_id}", timeout=timeout, follow_redirects=True)
     except httpx.TimeoutException:
@@ -104,9 +105,9 @@ def local_weights(model_id: str, offline: bool, hf_home: str | None, on_progress
     reason = probe_hub(endpoint, model_id)
     if reason is not None:
         raise ModelUnavailable(hub_unreachable(model_id, hf_home, endpoint, reason))
-    files = snapshot_download(model_id, ignore_patterns=IGNORE, dry_run=True)
+    files = snapshot_download(model_id, ignore_patterns=IGNORE, dry_run=True, tqdm_class=_Progress)
     total = sum(getattr(f, "file_size", 0) or 0 for f in files)
-    on_progress(f"загрузка модели: 0 % — 0 из {fmt.size(total)}")
+    on_progress(f"загрузка модели: 0 % — {fmt.size(0)} из {fmt.size(total)}")
 
     def report(done: int) -> None:
         pct = min(100, round(100 * done / total)) if total else 0

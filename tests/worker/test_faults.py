@@ -92,6 +92,29 @@ def test_missing_model_offline_fails_jobs_with_a_remedy(stack, tmp_path):
         svc.stop()
 
 
+def test_unreachable_hub_fails_fast_with_cause_and_remedies(stack, tmp_path):
+    """HF_HUB_OFFLINE=0, no network, no cache: within 15 s the worker knows, every job gets the Russian message
+    with the cause and the remedies, and the log has no retry spam."""
+    from scripts.stack import free_port
+
+    settings, client, store = stack
+    model_id = "HuggingFaceTB/SmolVLM2-2.2B-Instruct"
+    t0 = time.monotonic()
+    svc = start_worker(settings, name="no-hub", SMOLVLM2_MODEL_ID=model_id, HF_HUB_OFFLINE="0",
+                       HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "empty-cache"))
+    try:
+        info = next(w for w in events.list_workers(client.redis) if w.model_id == model_id)
+        assert info.state == "error" and time.monotonic() - t0 < 15
+        res = client.run(OcrRequest(media=store.save_upload(samples.text_image(tmp_path / "t.png"))))
+        assert res.status == JobStatus.error and res.error_code == "model_unavailable"
+        assert res.error.startswith("Нет доступа к Hugging Face Hub") and model_id in res.error
+        assert "HF_HUB_OFFLINE=1" in res.error and "SMOLVLM2_MODEL_ID" in res.error
+        log = svc.log_tail(400)
+        assert "retry" not in log.lower() and "Traceback" not in log
+    finally:
+        svc.stop()
+
+
 class _Evil:
     """Unpickling this creates a marker file: proof that a pickled message was never loaded."""
 

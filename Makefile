@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup test test-fast lint run bench samples clean
+.PHONY: setup test test-fast test-docker lint run bench samples clean
 
 setup:
 	bash scripts/setup.sh
@@ -11,6 +11,11 @@ setup:
 test: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest
+
+# The compose stack on a real Docker engine (installs and starts one if it can): docs/docker.md.
+# DOCKER_TEST_FLAGS=--if-engine (CI): skip, saying why, when no engine can be had.
+test-docker: setup
+	bash scripts/docker/test.sh $(DOCKER_TEST_FLAGS)
 
 test-fast:
 	$(PYTHON) -m pytest -m "not browser"

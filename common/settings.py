@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     media_cleanup_interval_s: float = Field(default=600, gt=0)
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
 
+    @field_validator("prompt_cache_mb", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("model_device", mode="before")
     @classmethod
     def _device_lower(cls, v: object) -> object:

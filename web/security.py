@@ -6,8 +6,9 @@
 - UploadGuard: Gradio's upload route (POST /gradio_api/upload): a request body over 2 × MAX_UPLOAD_MB is refused
   by its Content-Length (413), a client over UPLOAD_RATE_MB_PER_MIN in the last minute gets 429; the paths Gradio
   returns are remembered, so that web.uploads.discard() deletes only files that really came in as uploads.
-- RemoteFileGuard: file inputs must be uploaded files; a file given by URL (Gradio would download it itself,
-  with no size limit) is refused before Gradio sees the request.
+- FileInputGuard: file inputs must be uploaded files; a file given by URL (Gradio would download it itself,
+  with no size limit) or a path never uploaded (Gradio would refuse it with a traceback) is refused with a
+  Russian message before Gradio sees the request.
 
 docs/security.md describes each of them and what stays open by design. All messages are Russian."""
 
@@ -23,6 +24,7 @@ import re
 import socket
 import threading
 import time
+from pathlib import Path
 
 from common import fmt
 from web import uploads
@@ -60,6 +62,8 @@ BAD_HOST = ("Неизвестный адрес сервера в заголов�
             "администратору: добавьте имя в PUBLIC_HOSTS.")
 REMOTE_FILE = ("Файлы по ссылке (URL) не принимаются: загрузите сам файл. В gradio_client передайте "
                "handle_file(\"путь/к/файлу\") с локальным путём, а не адресом в интернете.")
+NOT_UPLOADED = ("Файл не найден среди загруженных: сначала загрузите его (в gradio_client — handle_file с путём "
+                "к локальному файлу), затем передайте путь, который вернул сервер.")
 BODY_TOO_LARGE = "Запрос слишком большой: в запросе к API передаются ссылки на загруженные файлы, а не их содержимое."
 
 
@@ -97,16 +101,16 @@ def security_middleware(settings) -> list:
 
     trusted = settings.trusted_proxy_set
     rate = upload_rate_mb(settings)
-    if rate and rate < 2 * settings.max_upload_mb:
-        log.warning("UPLOAD_RATE_MB_PER_MIN=%s is below 2 × MAX_UPLOAD_MB: a file near the cap may be refused "
-                    "as a whole", rate)
+    if rate and rate < settings.max_upload_mb:
+        log.warning("UPLOAD_RATE_MB_PER_MIN=%s is below MAX_UPLOAD_MB=%s: a file near the limit can never be "
+                    "uploaded", rate, settings.max_upload_mb)
     return [
         Middleware(SecurityHeaders),
         Middleware(HostGuard, policy=HostPolicy(settings.app_host, public_hosts(settings)), trusted=trusted),
         Middleware(UploadGuard, max_upload_bytes=settings.max_upload_bytes,
                    request_limit=2 * settings.max_upload_bytes + MULTIPART_SLACK,
                    rate_bytes=int(rate * 1024 * 1024), trusted=trusted),
-        Middleware(RemoteFileGuard),
+        Middleware(FileInputGuard),
     ]
 
 
@@ -332,12 +336,12 @@ class RateWindow:
 
 
 def too_large(max_upload_bytes: int) -> str:
-    return (f"Файл слишком большой: можно загружать файлы до {fmt.number(max_upload_bytes / (1024 * 1024))} МБ.")
+    return f"Файл слишком большой: можно загружать файлы до {fmt.size(max_upload_bytes)}."
 
 
 def too_fast(limit_bytes: int, retry_s: float) -> str:
-    return (f"Слишком много загрузок с вашего адреса: не больше {fmt.number(limit_bytes / (1024 * 1024))} МБ "
-            f"в минуту. Повторите через {math.ceil(retry_s)} с.")
+    return (f"Слишком много загрузок с вашего адреса: не больше {fmt.size(limit_bytes)} в минуту. "
+            f"Повторите через {math.ceil(retry_s)} с.")
 
 
 class _Cut(Exception):
@@ -437,7 +441,7 @@ class UploadGuard:
             uploads.register(p for p in paths if isinstance(p, str))
 
 
-# ---------------------------------------------------------------------------------------------------- URL inputs
+# ---------------------------------------------------------------------------------------------------- file inputs
 
 _SCHEME = re.compile(r"\s*[a-zA-Z][a-zA-Z0-9+.\-]*://")
 
@@ -447,8 +451,9 @@ def is_remote(path: object) -> bool:
     return isinstance(path, str) and (bool(_SCHEME.match(path)) or path.lstrip().lower().startswith("data:"))
 
 
-def remote_files(value: object, limit: int = 10_000) -> list[tuple[object, str]]:
-    """(top-level index in "data" or None, path) of each FileData in a request whose path is remote."""
+def file_refs(value: object, limit: int = 10_000) -> list[tuple[object, str]]:
+    """(top-level index in "data", or None; path) of each Gradio FileData in a request (at most limit nodes
+    visited: Gradio's requests are flat)."""
     found: list[tuple[object, str]] = []
     start = value.get("data") if isinstance(value, dict) and isinstance(value.get("data"), list) else None
     stack: list[tuple[object, object]] = [(i, v) for i, v in enumerate(start)] if start is not None else []
@@ -459,7 +464,7 @@ def remote_files(value: object, limit: int = 10_000) -> list[tuple[object, str]]
         seen += 1
         if isinstance(item, dict):
             meta = item.get("meta")
-            if isinstance(meta, dict) and meta.get("_type") == "gradio.FileData" and is_remote(item.get("path")):
+            if isinstance(meta, dict) and meta.get("_type") == "gradio.FileData" and isinstance(item.get("path"), str):
                 found.append((where, item["path"]))
             stack.extend((where, v) for v in item.values() if isinstance(v, dict | list))
         elif isinstance(item, list):
@@ -467,10 +472,28 @@ def remote_files(value: object, limit: int = 10_000) -> list[tuple[object, str]]
     return found
 
 
-class RemoteFileGuard:
-    """Requests to Gradio's API (POST /gradio_api/..., JSON) whose file inputs are URLs are refused before
-    Gradio downloads them. /gradio_api/queue/join (gradio_client, the page) answers 422 in Gradio's own
-    validation format: gradio_client raises ValidationError with the message; other routes answer 400 JSON."""
+def remote_files(value: object) -> list[tuple[object, str]]:
+    return [(where, path) for where, path in file_refs(value) if is_remote(path)]
+
+
+def refusal(path: str, upload_root: Path) -> str | None:
+    """Why Gradio would refuse this file input (None: it is an upload). Gradio itself downloads a URL (no size
+    limit) and refuses any other path outside its upload cache with a traceback in the log: both are answered
+    here, in one line of log and a Russian message."""
+    if is_remote(path):
+        return REMOTE_FILE
+    try:
+        inside = Path(os.path.abspath(path)).resolve().is_relative_to(upload_root)
+    except (OSError, ValueError):
+        inside = False
+    return None if inside else NOT_UPLOADED
+
+
+class FileInputGuard:
+    """Requests to Gradio's API (POST /gradio_api/..., JSON) whose file inputs are URLs, or paths that were never
+    uploaded, are refused before Gradio sees them. /gradio_api/queue/join (gradio_client, the page) answers 422
+    in Gradio's own validation format: gradio_client raises ValidationError with the message; the other routes
+    (/call/, /run/, the curl API) answer 400 {"error": message}."""
 
     def __init__(self, app, max_body: int = MAX_JSON_BODY) -> None:
         self.app, self.max_body = app, max_body
@@ -501,16 +524,16 @@ class RemoteFileGuard:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        found = self.inspect(body)
-        if found:
-            index, url = found[0]
-            log.info("refused: file by URL (%s) on %s", url[:100], path)
+        if found := self.inspect(body):
+            index, ref, message = found
+            log.info("refused: file input %r on %s (%s)", ref[:100], path,
+                     "URL" if message == REMOTE_FILE else "not uploaded")
             if path == QUEUE_JOIN:
                 name = f"параметр {index + 1}" if isinstance(index, int) else "файл"
-                detail = [{"__type__": "validate", "is_valid": False, "message": REMOTE_FILE, "parameter_name": name}]
-                await _respond(send, 422, {"detail": detail, "error": REMOTE_FILE})
+                detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": name}]
+                await _respond(send, 422, {"detail": detail, "error": message})
             else:
-                await _respond(send, 400, {"error": REMOTE_FILE, "detail": REMOTE_FILE})
+                await _respond(send, 400, {"error": message, "detail": message})
             return
         replayed = False
 
@@ -524,9 +547,17 @@ class RemoteFileGuard:
         await self.app(scope, replay, send)
 
     @staticmethod
-    def inspect(body: bytes) -> list[tuple[object, str]]:
+    def inspect(body: bytes) -> tuple[object, str, str] | None:
+        """The first refused file input: (index in "data" or None, its path, the message)."""
         try:  # always parsed: "gradio.FileData" may be written with JSON escapes
             value = json.loads(body)
         except (ValueError, RecursionError):
-            return []  # not JSON: Gradio refuses it itself
-        return remote_files(value)
+            return None  # not JSON: Gradio refuses it itself
+        refs = file_refs(value)
+        if not refs:
+            return None
+        root = uploads.upload_folder()
+        for where, ref in refs:
+            if (message := refusal(ref, root)) is not None:
+                return where, ref, message
+        return None

@@ -26,11 +26,12 @@ from web import uploads
 from web.security import (
     BAD_HOST,
     CSP,
+    NOT_UPLOADED,
     REMOTE_FILE,
+    FileInputGuard,
     HostGuard,
     HostPolicy,
     RateWindow,
-    RemoteFileGuard,
     SecurityHeaders,
     UploadGuard,
     remote_files,
@@ -104,6 +105,14 @@ def test_remote_files_finds_urls_anywhere_in_the_request():
 
 
 # ------------------------------------------------------------------------------------------------ unit: ASGI
+
+@pytest.fixture
+def gradio_tmp(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "gradio"
+    folder.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    return folder
+
 
 async def _echo(request):
     return JSONResponse({"host": request.headers.get("host"), "xfh": request.headers.get("x-forwarded-host"),
@@ -192,8 +201,8 @@ def test_upload_guard_counts_a_body_without_content_length():
     assert r.status_code == 413
 
 
-def test_remote_file_guard_answers_in_gradio_validation_format():
-    app = _app((RemoteFileGuard, {}))
+def test_file_input_guard_answers_in_gradio_validation_format(gradio_tmp):
+    app = _app((FileInputGuard, {}))
     c = TestClient(app)
     fd = {"path": "https://example.com/a.png", "url": "https://example.com/a.png",
           "meta": {"_type": "gradio.FileData"}}
@@ -209,27 +218,28 @@ def test_remote_file_guard_answers_in_gradio_validation_format():
     # the same request with the meta written with JSON escapes is still seen
     escaped = json.dumps({"data": [fd]}).replace("gradio.FileData", "gradio\\u002eFileData")
     assert c.post("/gradio_api/run/ocr", content=escaped).status_code == 400
-    ok = {"data": [{"path": "/tmp/gradio/a/x.png", "meta": {"_type": "gradio.FileData"}}]}
+    ok = {"data": [{"path": str(gradio_tmp / "a" / "x.png"), "meta": {"_type": "gradio.FileData"}}, "вопрос"]}
     r = c.post("/gradio_api/queue/join", json=ok)
     assert r.status_code == 200 and json.loads(r.json()["body"]) == ok  # the body reaches the app intact
     assert c.post("/v1/chat/completions", json={"data": [fd]}).status_code == 200  # not Gradio's API
 
 
-def test_remote_file_guard_refuses_huge_json():
-    app = _app((RemoteFileGuard, {"max_body": 1000}))
+@pytest.mark.parametrize("path", ["/etc/hostname", "relative.png", "{tmp}/../../etc/passwd"])
+def test_file_input_guard_refuses_paths_never_uploaded(gradio_tmp, path):
+    """Gradio refuses these itself, but with a traceback in the log and an empty message for the caller."""
+    app = _app((FileInputGuard, {}))
+    fd = {"path": path.format(tmp=gradio_tmp), "meta": {"_type": "gradio.FileData"}}
+    r = TestClient(app).post("/gradio_api/queue/join", json={"data": [fd]})
+    assert r.status_code == 422 and r.json()["error"] == NOT_UPLOADED
+
+
+def test_file_input_guard_refuses_huge_json():
+    app = _app((FileInputGuard, {"max_body": 1000}))
     r = TestClient(app).post("/gradio_api/queue/join", content=b"[" + b"1," * 1000 + b"1]")
     assert r.status_code == 413
 
 
 # ------------------------------------------------------------------------------------------------ unit: discard
-
-@pytest.fixture
-def gradio_tmp(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "gradio"
-    folder.mkdir()
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
-    return folder
-
 
 def test_discard_deletes_only_registered_uploads_inside_the_cache(gradio_tmp, tmp_path):
     upload = gradio_tmp / "abc123" / "x.txt"
@@ -276,7 +286,7 @@ pu.async_transport = False  # the harness: Gradio's own public-address check off
 @pytest.fixture(scope="module")
 def web(settings, tmp_path_factory):
     """`python -m web` with MAX_UPLOAD_MB=1, UPLOAD_RATE_MB_PER_MIN=4, and Gradio's SSRF check switched off (so
-    that only RemoteFileGuard stands between a URL input and a download)."""
+    that only FileInputGuard stands between a URL input and a download)."""
     from tests.web.conftest import start_web
 
     tmp = tmp_path_factory.mktemp("sec-web")
@@ -344,6 +354,28 @@ def test_upload_flood_is_cut_at_the_rate_and_a_spoofed_x_forwarded_for_does_not_
     assert stored <= 4 * MB, stored
 
 
+@pytest.mark.integration
+def test_an_upload_without_content_length_is_cut_at_the_cap(web):
+    url, cache, svc = web
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"chunked.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+
+    def body():
+        yield head
+        for _ in range(6):
+            yield b"x" * MB
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    transport = httpx.HTTPTransport(local_address="127.0.0.3")
+    with httpx.Client(base_url=url, timeout=30, transport=transport) as c:
+        r = c.post("/gradio_api/upload", content=body(),
+                   headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and "до 1 МБ" in r.text
+    assert not list(cache.rglob("chunked.png"))
+    assert "Traceback" not in svc.log_path.read_text(errors="replace")
+
+
 @pytest.fixture
 def file_server(tmp_path):
     """A local HTTP server with one picture; records every request it gets."""
@@ -381,6 +413,18 @@ def test_a_file_by_url_is_refused_and_never_fetched(web, file_server):
         r = c.post("/gradio_api/call/ocr", json={"data": [handle_file(picture)]})
         assert r.status_code == 400 and r.json()["error"] == REMOTE_FILE
     assert seen == []
+
+
+@pytest.mark.integration
+def test_a_path_never_uploaded_is_one_line_in_the_log_not_a_traceback(web):
+    url, _, svc = web
+    with httpx.Client(base_url=url, timeout=30) as c:
+        ocr = next(d["id"] for d in c.get("/config").json()["dependencies"] if d.get("api_name") == "ocr")
+        fd = {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}
+        r = c.post("/gradio_api/queue/join", json={"data": [fd], "fn_index": ocr, "session_hash": "s1"})
+    assert r.status_code == 422 and r.json()["error"] == NOT_UPLOADED
+    log = svc.log_path.read_text(errors="replace")
+    assert "refused: file input '/etc/hostname'" in log and "Traceback" not in log
 
 
 def png_path(web) -> str:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     api_key: str | None = None  # when set, /v1/* (the OpenAI-compatible API) needs "Authorization: Bearer <key>"
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Host are believed (comma-separated IPs); none by default.
     trusted_proxies: str = ""
+    # The names the app is opened by (comma-separated; "*.example.org" for subdomains, "*" for any). Empty: any IP
+    # and any local-network name (no dot, .local, .internal), no public DNS name. Else Host → 400 (docs/security.md).
+    public_hosts: str = ""
 
     # Local run (`make run`): how many worker processes to start.
     workers: int = Field(default=1, ge=1)
@@ -52,6 +55,7 @@ class Settings(BaseSettings):
     # Limits.
     max_new_tokens: int = Field(default=512, ge=1)
     max_upload_mb: float = Field(default=50, gt=0)
+    upload_rate_mb_per_min: float = Field(default=200, ge=0)  # uploads of one client in any minute (0: no limit)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     max_video_seconds: float = Field(default=600, gt=0)
     video_max_frames: int = Field(default=0, ge=0)  # 0: the model's processor default (CPU: 8)

@@ -54,6 +54,9 @@ def main() -> None:
     settings = get_settings()
     store = store_from_settings(settings)
     store.ensure_dirs()
+    # Gradio's upload cache beside the uploads, not in /tmp (Docker sets it to the media volume); Gradio reads it
+    # when the app is built, below.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str((settings.media_dir / "gradio").resolve()))
     samples = find_samples(settings.samples_dir)
     client = JobClient(settings)
     demo = build_app(settings, client, store, samples)

@@ -24,6 +24,7 @@ from web import render
 from web.jobs import JobClient, Update
 from web.preview import make_preview, to_image_coords
 from web.session import ActiveJobs, client_address
+from web.uploads import discard_on_refusal
 from web.validation import BoxError, box_text, corners_to_box, parse_box
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,18 @@ class Handlers:
         """Copy a Gradio upload into MEDIA_DIR (content-addressed: the same file is stored once)."""
         if not path:
             raise UserError(need)
-        return self.store.save_upload(Path(path))
+        with discard_on_refusal(path):  # refused for what it is: Gradio's copy goes now, not at the hourly sweep
+            return self.store.save_upload(Path(path))
 
     def image_size(self, path: str | Path | None) -> tuple[int, int]:
         """The checks of an image input, without copying it (previews call this on every change)."""
         if not path:
             raise UserError(contract.NEED_IMAGE)
-        contract.require_image(self.store.check_upload(Path(path)))
-        return imaging.image_size(path, self.settings.max_image_pixels)
+        with discard_on_refusal(path):
+            kind = self.store.check_upload(Path(path))
+        contract.require_image(kind)  # a video is refused here, but the chat tab may show the same upload: kept
+        with discard_on_refusal(path):
+            return imaging.image_size(path, self.settings.max_image_pixels)
 
     def image_info(self, path: str | Path | None) -> tuple[MediaRef, int, int]:
         w, h = self.image_size(path)
@@ -200,6 +205,8 @@ class Handlers:
                    gr.Gallery(visible=False))
             async for upd in self.progress(req, request):
                 if upd.result is None:
+                    if self.active.epoch(session, CHAT) != epoch:  # reset: its last words must not come back
+                        continue
                     yield (render.chat_messages(display, turns, q, upd.text), SKIP(), SKIP(), self.line(upd, CHAT),
                            SKIP(), SKIP(), SKIP())
                     continue

@@ -5,7 +5,7 @@ Every box change and every click redraws it, so a preview must be cheap in memor
   a redraw only copies the base (at most PREVIEW_MAX² px) and draws on the copy;
 - JPEG is decoded at a reduced scale (Image.draft); other formats are decoded at full size once, reduced at
   once, and the full-size copy is dropped (EXIF orientation and the conversion to RGB are applied to the small
-  picture): at most one full-size copy per decode (~110 MB for a 36-Mpx RGB PNG, was ~400 MB);
+  picture): at most one full-size copy per decode (~150 MB for a 36-Mpx RGB PNG, was three);
 - at most DECODE_SLOTS decodes run at once; the others wait (and usually find the base cached);
 - after a decode glibc is asked to give the freed memory back to the system (malloc_trim): Pillow's large
   blocks otherwise stay in the allocator's arenas and the process keeps its peak size."""
@@ -27,7 +27,7 @@ from common.imaging import BAD_IMAGE, ROTATED, open_image
 PREVIEW_MAX = 1024  # longest side of the preview, px
 BOX_COLOR = (255, 40, 40)
 DECODE_SLOTS = 2  # full decodes at once (each holds one full-size copy of the image)
-CACHE_SIZE = 8  # base pictures kept (each at most PREVIEW_MAX² × 3 bytes = 3 MB)
+CACHE_SIZE = 8  # base pictures kept (each at most PREVIEW_MAX² px × 4 bytes = 4 MB)
 
 # EXIF orientation → the transpose that shows the picture upright (as ImageOps.exif_transpose does).
 _UPRIGHT = {
@@ -40,6 +40,7 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 _ORIENTATION = 0x0112
+RESAMPLED = {"L", "LA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr", "I", "I;16", "F"}  # resized as is
 
 
 def preview_size(width: int, height: int) -> tuple[int, int]:
@@ -85,25 +86,27 @@ def _key(path: Path) -> tuple:
 def _decode(path: Path) -> _Base:
     """One decode: the full image at most once in memory, reduced before anything else is done with it."""
     with open_image(path) as im:
-        orientation = im.getexif().get(_ORIENTATION, 1)
-        w, h = im.size
-        full = (h, w) if orientation in ROTATED else (w, h)
-        pw, ph = preview_size(*full)
-        target = (ph, pw) if orientation in ROTATED else (pw, ph)  # in the file's own (unrotated) frame
+        stored = im.size
+        # The preview's size in the file's own frame: the scale depends on the longest side only, so a
+        # quarter turn (EXIF orientation) just swaps it; the orientation can wait until the pixels are decoded.
+        target = preview_size(*stored)
         im.draft("RGB", target)  # JPEG: decoded at 1/2, 1/4 or 1/8 scale, still at least the target size
         im.seek(0)
-        if im.mode in ("1", "P", "PA"):  # palette / bilevel: resampling needs real colours (1 byte/px decoded)
+        if im.size == target:
+            small = im.copy()
+        elif im.mode in RESAMPLED:
+            small = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)  # load() + reduce + resample
+        else:  # palette, bilevel, exotic modes: real colours first (a palette image decodes at 1 byte/px)
             small = im.convert("RGBA" if im.has_transparency_data else "RGB")
             small = small.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        elif im.size == target:
-            small = im.copy()
-        else:
-            small = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)  # load() + reduce + resample
+        # Read after the decode: a PNG's EXIF may follow its pixels (Pillow would decode it again to find it).
+        orientation = im.getexif().get(_ORIENTATION, 1)
     if small.mode != "RGB":
         small = small.convert("RGB")
     if orientation in _UPRIGHT:
         small = small.transpose(_UPRIGHT[orientation])
-    return _Base(small, full)
+    w, h = stored
+    return _Base(small, (h, w) if orientation in ROTATED else (w, h))
 
 
 def _trim() -> None:

@@ -2,7 +2,7 @@
 
 Gradio keeps every upload in its cache until the hourly sweep (Blocks(delete_cache=...)), refused or not: a
 client sending files that are then refused would fill the disk for an hour. discard() deletes one such copy
-right away. It deletes only files that came in through Gradio's upload route (web.security.UploadGuard registers
+right away. It deletes only files that came in through Gradio's upload route (web.upload_guard.UploadGuard registers
 the paths Gradio returns): an example, a result file, anything in MEDIA_DIR is never touched.
 
 Delete only on a refusal that belongs to the file itself (its type, its size, unreadable, too many pixels): the

@@ -4,7 +4,7 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from common import imaging
 from common.errors import MediaError
@@ -47,3 +47,27 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
     with pytest.raises(MediaError) as info:
         imaging.image_size(bomb)
     assert info.value.message == imaging.BOMB
+
+
+def _move_exif_after_pixels(path) -> None:
+    """Rewrite a PNG with its eXIf chunk after IDAT (legal, and where Pillow must decode to find it)."""
+    data = path.read_bytes()
+    chunks, at = [], 8
+    while at < len(data):
+        length = struct.unpack(">I", data[at:at + 4])[0]
+        chunks.append(data[at:at + 12 + length])
+        at += 12 + length
+    exif = [c for c in chunks if c[4:8] == b"eXIf"]
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    path.write_bytes(data[:8] + b"".join(rest[:-1] + exif + rest[-1:]))  # … IDAT, eXIf, IEND
+
+
+def test_png_orientation_is_read_without_decoding_the_pixels(tmp_path, monkeypatch):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    early, late = tmp_path / "early.png", tmp_path / "late.png"
+    for path in (early, late):
+        Image.new("RGB", (300, 100)).save(path, exif=exif)
+    _move_exif_after_pixels(late)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded the pixels"))
+    assert imaging.image_size(early) == imaging.image_size(late) == (100, 300)

@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import ARTIFACTS
 from tests.web.conftest import start_web
-from web.locale import GRADIO_VERSION, RU_KEYS, TEXT, file_size, inject, megabytes, page_head
+from web.locale import file_size, inject, megabytes, page_head
+from web.locale_ru import GRADIO_VERSION, RU_KEYS, TEXT
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -148,7 +149,7 @@ def test_the_page_head_and_the_tables():
     assert all(re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", k) for k in RU_KEYS)
     import gradio
 
-    assert gradio.__version__ == GRADIO_VERSION, "a new Gradio: check web/locale.py's strings against its frontend"
+    assert gradio.__version__ == GRADIO_VERSION, "a new Gradio: check web/locale_ru.py's strings against its frontend"
 
 
 def test_the_page_is_russian_for_an_english_browser(page):

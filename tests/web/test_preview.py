@@ -68,6 +68,26 @@ def test_exif_orientation_is_applied(tmp_path, orientation):
     assert near(out.getpixel((300, 400)), (230, 30, 30)) and near(out.getpixel((800, 400)), (20, 40, 230))
 
 
+def test_png_orientation_after_the_pixel_data_is_applied_too(tmp_path):
+    """A PNG may carry its eXIf chunk after IDAT; the worker (ImageOps.exif_transpose) applies it, so must we."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "late.png"
+    scene().transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+    data = path.read_bytes()
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        chunks.append(data[at:at + 12 + length])
+        at += 12 + length
+    late = [c for c in chunks if c[4:8] != b"eXIf"][:-1] + [c for c in chunks if c[4:8] == b"eXIf"] + chunks[-1:]
+    path.write_bytes(data[:8] + b"".join(late))
+    assert "exif" not in Image.open(path).info  # Pillow does not see it without decoding
+    out = make_preview(path)
+    assert out.size == (1024, 683) and preview.base_picture(path)[1] == (1200, 800)
+    assert near(out.getpixel((20, 20)), (20, 200, 40))
+
+
 def test_box_and_corner_are_drawn_in_preview_pixels(tmp_path):
     path = tmp_path / "x.png"
     Image.new("RGB", (2048, 1024), (255, 255, 255)).save(path)

@@ -1,6 +1,6 @@
-"""web.security and web.uploads: headers, Host / X-Forwarded-* handling, the upload limits, URL file inputs and
-the deletion of refused uploads. Unit tests on small ASGI apps, then a real `python -m web` (no worker needed:
-nothing here runs a job) and Chromium on it."""
+"""web.security, web.upload_guard, web.file_input_guard and web.uploads: headers, Host / X-Forwarded-* handling,
+the upload limits, URL file inputs and the deletion of refused uploads. Unit tests on small ASGI apps, then a real
+`python -m web` (no worker needed: nothing here runs a job) and Chromium on it."""
 
 from __future__ import annotations
 
@@ -23,20 +23,9 @@ from starlette.testclient import TestClient
 
 from common.errors import MediaError
 from web import uploads
-from web.security import (
-    BAD_HOST,
-    CSP,
-    NOT_UPLOADED,
-    REMOTE_FILE,
-    FileInputGuard,
-    HostGuard,
-    HostPolicy,
-    RateWindow,
-    SecurityHeaders,
-    UploadGuard,
-    remote_files,
-    split_host,
-)
+from web.file_input_guard import NOT_UPLOADED, REMOTE_FILE, FileInputGuard, remote_files
+from web.security import BAD_HOST, CSP, HostGuard, HostPolicy, SecurityHeaders, split_host
+from web.upload_guard import RateWindow, UploadGuard
 
 MB = 1024 * 1024
 
@@ -54,9 +43,10 @@ def test_split_host():
 
 def test_host_policy_default_allows_local_names_and_ip_addresses_only():
     p = HostPolicy("0.0.0.0", "")
-    for ok in ["localhost", "127.0.0.1", "::1", "app.localhost", "192.168.1.10", "203.0.113.5"]:
+    for ok in ["localhost", "127.0.0.1", "::1", "app.localhost", "192.168.1.10", "203.0.113.5", "web", "gpu-box",
+               "gpu-box.local", "demo.internal", "nas.home.arpa"]:
         assert p.allows(ok), ok
-    for bad in ["evil.example", "example.com"]:
+    for bad in ["evil.example", "example.com", "evil.com.", "internal.evil.com", "local.evil.com"]:
         assert not p.allows(bad), bad
     assert p.allows("web", server="web")  # the address the connection came in on
 
@@ -65,7 +55,7 @@ def test_host_policy_with_public_hosts_is_strict():
     p = HostPolicy("0.0.0.0", "demo.example.org, *.example.net")
     for ok in ["demo.example.org", "example.net", "a.b.example.net", "localhost", "127.0.0.1"]:
         assert p.allows(ok), ok
-    for bad in ["evil.example", "203.0.113.5", "example.org", "notexample.net"]:
+    for bad in ["evil.example", "203.0.113.5", "example.org", "notexample.net", "web", "gpu-box.local"]:
         assert not p.allows(bad), bad
     assert HostPolicy("0.0.0.0", "*").allows("anything.example")
     assert HostPolicy("demo.internal", "").allows("demo.internal")
@@ -102,6 +92,22 @@ def test_remote_files_finds_urls_anywhere_in_the_request():
     local = {**fd("/tmp/gradio/abc/x.png"), "url": "http://127.0.0.1:7860/gradio_api/file=/tmp/gradio/abc/x.png"}
     assert remote_files({"data": [local, {"path": "http://x/y.png"}]}) == []
     assert remote_files([fd("http://x/y")]) == [(None, "http://x/y")]
+    inline = {**fd("/tmp/gradio/abc/x.png"), "url": "data:image/png;base64,iVBORw0KGgo="}  # gr.Image decodes it
+    assert remote_files({"data": [inline]}) == [(0, "data:image/png;base64,iVBORw0KGgo=")]
+
+
+def test_a_flood_of_refusals_is_a_few_lines_in_the_log(caplog):
+    from web.security import _Refusals
+
+    note = _Refusals(every_s=60)
+    with caplog.at_level("INFO", logger="web.security"):
+        for _ in range(100):
+            note("rate", "198.51.100.7", "upload rate of %s", "198.51.100.7")
+        note("rate", "198.51.100.8", "upload rate of %s", "198.51.100.8")
+        note._last[("rate", "198.51.100.7")][0] -= 61
+        note("rate", "198.51.100.7", "upload rate of %s", "198.51.100.7")
+    assert caplog.messages == ["refused: upload rate of 198.51.100.7", "refused: upload rate of 198.51.100.8",
+                               "refused: upload rate of 198.51.100.7 (and 99 more like it)"]
 
 
 # ------------------------------------------------------------------------------------------------ unit: ASGI
@@ -371,8 +377,19 @@ def test_an_upload_without_content_length_is_cut_at_the_cap(web):
     with httpx.Client(base_url=url, timeout=30, transport=transport) as c:
         r = c.post("/gradio_api/upload", content=body(),
                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and "до 1 МБ" in r.text  # Gradio's own check (one file over its cap), in Russian
+
+    def many():  # five files under Gradio's cap, over ours together
+        for i in range(5):
+            yield head.replace(b"chunked.png", f"part{i}.png".encode())
+            yield b"x" * (900 * 1024) + b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    with httpx.Client(base_url=url, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.4")) as c:
+        r = c.post("/gradio_api/upload", content=many(),
+                   headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert r.status_code == 413 and "до 1 МБ" in r.text
-    assert not list(cache.rglob("chunked.png"))
+    assert not list(cache.rglob("chunked.png")) and not list(cache.rglob("part*.png"))
     assert "Traceback" not in svc.log_path.read_text(errors="replace")
 
 
@@ -418,13 +435,33 @@ def test_a_file_by_url_is_refused_and_never_fetched(web, file_server):
 @pytest.mark.integration
 def test_a_path_never_uploaded_is_one_line_in_the_log_not_a_traceback(web):
     url, _, svc = web
-    with httpx.Client(base_url=url, timeout=30) as c:
+    transport = httpx.HTTPTransport(local_address="127.0.0.5")  # its own line in the log (one per client a while)
+    with httpx.Client(base_url=url, timeout=30, transport=transport) as c:
         ocr = next(d["id"] for d in c.get("/config").json()["dependencies"] if d.get("api_name") == "ocr")
         fd = {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}
         r = c.post("/gradio_api/queue/join", json={"data": [fd], "fn_index": ocr, "session_hash": "s1"})
     assert r.status_code == 422 and r.json()["error"] == NOT_UPLOADED
     log = svc.log_path.read_text(errors="replace")
     assert "refused: file input '/etc/hostname'" in log and "Traceback" not in log
+
+
+@pytest.mark.integration
+def test_inline_data_in_a_file_input_is_refused(web):
+    """gr.Image (the region tab) decodes FileData.url = "data:..." into a new file of Gradio's cache: an upload
+    that skips the upload route and its limits."""
+    import base64
+
+    url, cache, _ = web
+    with httpx.Client(base_url=url, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.6")) as c:
+        cfg = c.get("/config").json()
+        ids = {comp["id"] for comp in cfg["components"] if comp.get("props", {}).get("elem_id") == "region-image"}
+        dep = next(d for d in cfg["dependencies"] if any(t[0] in ids and t[1] == "change" for t in d["targets"]))
+        uploaded = c.post("/gradio_api/upload", files={"files": ("small.png", png_bytes())}).json()[0]
+        inline = "data:image/png;base64," + base64.b64encode(png_bytes((300, 200))).decode()
+        fd = {"path": uploaded, "url": inline, "orig_name": "inline.png", "meta": {"_type": "gradio.FileData"}}
+        r = c.post("/gradio_api/queue/join", json={"data": [fd, ""], "fn_index": dep["id"], "session_hash": "s2"})
+    assert r.status_code == 422 and r.json()["error"] == REMOTE_FILE
+    assert not list(cache.rglob("inline*"))
 
 
 def png_path(web) -> str:

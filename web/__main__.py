@@ -32,15 +32,17 @@ def routes(settings, client, store) -> list:
     return [*openai_api.router(settings, client, store).routes, *metrics.router(client).routes]
 
 
-def middleware(settings) -> list:
+def middleware(settings, client=None, active=None) -> list:
     """ASGI middleware around the whole app, outermost first."""
     from starlette.middleware import Middleware
 
     from web.locale import RussianPage
     from web.security import security_middleware, trust_no_proxy_headers
+    from web.session import SessionGone
 
     trust_no_proxy_headers()  # before launch: X-Forwarded-For is believed from TRUSTED_PROXIES only (web.security)
-    return [*security_middleware(settings), Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]
+    gone = [Middleware(SessionGone, active=active, cancel=client.cancel)] if client is not None else []
+    return [*security_middleware(settings), *gone, Middleware(RussianPage, upload_limit_mb=settings.max_upload_mb)]
 
 
 def main() -> None:
@@ -50,6 +52,7 @@ def main() -> None:
     from web.app import CSS, THEME, build_app
     from web.jobs import JobClient
     from web.locale import I18N
+    from web.session import ActiveJobs
 
     settings = get_settings()
     store = store_from_settings(settings)
@@ -59,7 +62,8 @@ def main() -> None:
     os.environ.setdefault("GRADIO_TEMP_DIR", str((settings.media_dir / "gradio").resolve()))
     samples = find_samples(settings.samples_dir)
     client = JobClient(settings)
-    demo = build_app(settings, client, store, samples)
+    active = ActiveJobs()  # each session's running jobs: stopped when its page or API caller goes away
+    demo = build_app(settings, client, store, samples, active)
     demo.queue(default_concurrency_limit=None)
     log.info("web on %s:%s, redis %s", settings.app_host, settings.app_port, settings.redis_url)
     demo.launch(
@@ -76,7 +80,7 @@ def main() -> None:
         theme=THEME,
         css=CSS,
         i18n=I18N,  # Gradio's own keys its Russian bundle lacks
-        app_kwargs={"middleware": middleware(settings), "routes": routes(settings, client, store)},
+        app_kwargs={"middleware": middleware(settings, client, active), "routes": routes(settings, client, store)},
     )
 
 

@@ -75,6 +75,7 @@ class Update:
     text: str = ""
     result: JobResult | None = None
     reconnecting: bool = False  # Redis is away: following resumes when it is back
+    heartbeat: bool = False  # nothing new: lets a Gradio generator yield, so a gone caller is noticed
 
 
 class Tracker:
@@ -290,18 +291,25 @@ class JobClient:
             self.watcher.unsubscribe(sub)
             self._end_follow(tr, client)
 
-    async def afollow(self, req: Request, queue_wait_s: float | None = None,
-                      client: str | None = None) -> AsyncIterator[Update]:
-        """follow() for the web's async handlers: no thread is held while waiting; cancellation stops the job."""
+    async def afollow(self, req: Request, queue_wait_s: float | None = None, client: str | None = None,
+                      heartbeat_s: float | None = None) -> AsyncIterator[Update]:
+        """follow() for the web's async handlers: no thread is held while waiting; cancellation or closing stops
+        the job. heartbeat_s: yield a heartbeat update when nothing happened for that long (Gradio notices a caller
+        that went away only when a generator yields)."""
         tr = self._tracker(req, queue_wait_s)
         sub = self.watcher.subscribe(req.job_id, req.kind, asyncio.get_running_loop())
+        last = time.monotonic()
         try:
             while not tr.done:
-                for update in tr.feed(await sub.aget(timeout=0.25)):
-                    yield update
+                updates = tr.feed(await sub.aget(timeout=0.25))
                 if tr.overdue(time.monotonic()):
-                    for update in await asyncio.to_thread(self._overdue, tr):
-                        yield update
+                    updates += await asyncio.to_thread(self._overdue, tr)
+                if not updates and heartbeat_s is not None and time.monotonic() - last >= heartbeat_s:
+                    state = JobState.running if tr.started else JobState.queued
+                    updates = [Update(state, text=tr.text, heartbeat=True)]
+                for update in updates:
+                    last = time.monotonic()
+                    yield update
         finally:
             self.watcher.unsubscribe(sub)
             await asyncio.to_thread(self._end_follow, tr, client)

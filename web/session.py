@@ -3,8 +3,11 @@ session's tab runs now, so «Остановить» and «Новый диало�
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 def client_address(request, trusted: frozenset[str]) -> str:
@@ -56,6 +59,10 @@ class ActiveJobs:
         with self._lock:
             return self._epochs.get((session, tab), 0)
 
+    def of_session(self, session: str) -> list[Running]:
+        with self._lock:
+            return [r for (sess, _), r in self._jobs.items() if sess == session]
+
     def reset(self, session: str, tab: str) -> Running | None:
         """Move the epoch on; returns the job that was running (to be stopped)."""
         with self._lock:
@@ -63,3 +70,44 @@ class ActiveJobs:
             while len(self._epochs) > 10_000:  # sessions come and go: forget the oldest
                 self._epochs.pop(next(iter(self._epochs)))
             return self._jobs.get((session, tab))
+
+
+class SessionGone:
+    """ASGI middleware: a Gradio session's event stream (GET /gradio_api/queue/data?session_hash=…) that closes
+    before it ended means the page was closed or the API caller went away: that session's jobs are stopped
+    (Gradio itself only drops the stream; a job waiting in Redis would otherwise run for nobody)."""
+
+    PATH = "/gradio_api/queue/data"
+
+    def __init__(self, app, active: ActiveJobs, cancel) -> None:
+        self.app, self.active, self.cancel = app, active, cancel
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path") != self.PATH:
+            await self.app(scope, receive, send)
+            return
+        from urllib.parse import parse_qs
+
+        session = (parse_qs(scope.get("query_string", b"").decode()).get("session_hash") or [""])[0]
+        ended = False
+
+        async def watched_send(message) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                ended = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        finally:
+            if not ended and session:
+                await self._stop(session)
+
+    async def _stop(self, session: str) -> None:
+        import anyio
+
+        for running in self.active.of_session(session):
+            try:
+                await anyio.to_thread.run_sync(self.cancel, running.job_id, running.kind)
+            except Exception:  # noqa: BLE001 - Redis away: the job is stopped when its watch key expires
+                log.warning("job %s of a closed session could not be stopped", running.job_id)

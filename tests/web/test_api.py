@@ -12,7 +12,9 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from common import events, keys
 from common.contract import IMAGE_ONLY
+from scripts.stack import wait_for
 from tests.web.conftest import start_web
 from web.validation import BoxError, parse_box
 
@@ -83,7 +85,9 @@ def idle_api(settings, redis_server, tmp_path_factory):
     redis_url = redis_server.url.rsplit("/", 1)[0] + "/6"
     svc, url = start_web(settings, tmp_path_factory.mktemp("idle-web"), "web-idle", REDIS_URL=redis_url,
                          QUEUE_WAIT_TIMEOUT="3")
-    yield Client(url, verbose=False, download_files=False)
+    api = Client(url, verbose=False, download_files=False)
+    api.redis = events.connect(redis_url)
+    yield api
     svc.stop()
 
 
@@ -93,7 +97,7 @@ def test_waiting_jobs_do_not_block_each_other(idle_api, media):
     scene = str(media["scene"])
     started = time.monotonic()
     jobs = [idle_api.submit(handle_file(scene), "80,160,208,288", api_name="/describe_region") for _ in range(3)]
-    time.sleep(0.5)
+    wait_for(lambda: idle_api.redis.zcard(keys.WAITING) == 3, 2, "three jobs waiting at once")
     with pytest.raises(AppError, match="ровно четыре целых числа"):
         idle_api.predict(handle_file(scene), "1,2,3", api_name="/describe_region")
     assert time.monotonic() - started < 2.5

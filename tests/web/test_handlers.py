@@ -54,8 +54,11 @@ def last(agen):
     return items, items[-1]
 
 
-def call(coro):
-    return asyncio.run(coro)
+def call(awaitable):
+    """An async handler's result: a coroutine's value, or an async generator's last value."""
+    if hasattr(awaitable, "__anext__"):
+        return last(awaitable)[1]
+    return asyncio.run(awaitable)
 
 
 def test_redis_unreachable_api_raises_the_russian_message(dead, media):

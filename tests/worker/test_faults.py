@@ -35,14 +35,16 @@ def stack_server(stack) -> RedisServer:
     return stack[1].server
 
 
-def _wait_started(client, job_id: str, timeout: float = 30) -> str:
-    last = "0"
+def _wait_started(client, job_id: str, timeout: float = 30, until: str = "started") -> str:
+    """The name of the worker that started the job, once the event `until` has been seen."""
+    last, name = "0", ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for ev in events.read_events(client.redis, job_id, last, block_ms=50):
             last = ev.id
-            if ev.type == "started":
-                return ev.text  # the worker's instance name
+            name = ev.text if ev.type == "started" else name
+            if ev.type == until:
+                return name
     raise TimeoutError("the job never started")
 
 
@@ -52,10 +54,9 @@ def test_job_of_a_killed_worker_is_redelivered(stack, tmp_path):
     ref = store.save_upload(samples.text_image(tmp_path / "t.png"))
     req = ChatRequest(media=ref, question="Describe the image.", max_new_tokens=3000)
     client.submit(req)
-    name = _wait_started(client, req.job_id)
+    name = _wait_started(client, req.job_id, until="partial")
     assert f"-{doomed.proc.pid}-" in name
-    time.sleep(0.05)
-    doomed.kill()  # SIGKILL mid-job: no ack, no result
+    doomed.kill()  # SIGKILL mid-generation (text is streaming): no ack, no result
     assert events.get_result(client.redis, req.job_id) is None
     assert client.redis.hlen(keys.INFLIGHT) >= 1
     t_killed = time.monotonic()

@@ -1,0 +1,64 @@
+"""The Gradio API hands control back: gradio_client's job.cancel(), or a caller that simply goes away, stops the
+worker's job at its next token; a long answer is interrupted, the worker takes the next job at once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+
+from common import events
+from scripts import samples
+from scripts.stack import ROOT, wait_for
+
+pytestmark = pytest.mark.integration
+LONG = "Describe the image."  # ~1300 tokens from the tiny fp32 model for this picture: seconds of generation
+
+
+@pytest.fixture(scope="module")
+def stack(make_stack, tmp_path_factory):
+    st = make_stack()
+    st.start_worker("cancel-api", MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
+    st.start_web(MAX_NEW_TOKENS="3000")
+    st.image = samples.scene_image(tmp_path_factory.mktemp("cancel") / "scene.png", (320, 240))
+    return st
+
+
+def running_job(stack) -> str:
+    return wait_for(lambda: next((w.job_id for w in events.list_workers(stack.client.redis) if w.job_id), None),
+                    30, "a job running")
+
+
+def freed_within(stack, job_id: str, t0: float) -> float:
+    result = wait_for(lambda: events.get_result(stack.client.redis, job_id), 10, "the job ended")
+    wait_for(lambda: all(w.state == "ready" for w in events.list_workers(stack.client.redis)), 10, "worker free")
+    assert result.status == "cancelled" and 0 < result.generated_tokens < 3000
+    return time.monotonic() - t0
+
+
+def test_job_cancel_stops_the_running_answer(stack):
+    job = Client(stack.url, verbose=False).submit(handle_file(str(stack.image)), LONG, [], api_name="/vqa")
+    job_id = running_job(stack)
+    t0 = time.monotonic()
+    job.cancel()
+    assert freed_within(stack, job_id, t0) < 2
+
+
+def test_a_caller_that_goes_away_stops_its_job(stack):
+    code = ("import sys; from gradio_client import Client, handle_file; "
+            "Client(sys.argv[1], verbose=False).predict(handle_file(sys.argv[2]), sys.argv[3], [], api_name='/vqa')")
+    caller = subprocess.Popen([sys.executable, "-c", code, stack.url, str(stack.image), LONG], cwd=ROOT)
+    try:
+        job_id = running_job(stack)
+        t0 = time.monotonic()
+        caller.send_signal(signal.SIGKILL)  # the connection closes without a word
+        assert freed_within(stack, job_id, t0) < 5
+    finally:
+        caller.kill()
+        caller.wait(10)
+    answer = Client(stack.url, verbose=False).predict(handle_file(str(stack.image)), "Hi?", [], api_name="/vqa")
+    assert isinstance(answer, str)

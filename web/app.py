@@ -12,20 +12,55 @@ from common.storage import IMAGE_EXTS, VIDEO_EXTS, MediaStore
 from web.api import Api
 from web.handlers import Handlers, new_chat
 from web.jobs import JobClient
+from web.session import ActiveJobs
 
-STATUS_REFRESH_S = 1.0
+STATUS_REFRESH_S = 0.5  # with WORKERS_CACHE_S = 0.25: a worker's change shows within ~0.75 s + a round trip
 TITLE = "SmolVLM2 — демо"
 CSS = """
 #model-status, #chat-status, #ocr-status, #region-status, #region-hint { min-height: 1.5em; }
 #model-status p, #chat-status p, #ocr-status p, #region-status p, #region-hint p { margin: 0; }
 #chat-bot .message img, #chat-bot .message video { max-height: 260px !important; width: auto !important; }
+/* A block's floating label stops short of the block's icons (top right): it wraps instead of hiding under them. */
+.block label[data-testid="block-label"].float { max-width: calc(100% - 5rem); }
+@media (max-width: 640px) {  /* phones: the inputs compact, the chat short enough to see its question box */
+  .gradio-container h1 { font-size: 1.6rem; }
+  #chat-file .upload-container { height: 120px !important; }
+  #chat-bot { height: min(340px, 45vh) !important; }
+  #chat-bot .message img, #chat-bot .message video { max-height: 160px !important; }
+  #ocr-image, #region-image, #region-preview { height: 260px !important; }
+}
 """
+# After a press and after the answer: the tab's status line (and the result just above it) scrolled into view, on a
+# phone below the inputs; "nearest" leaves the page alone when it is on screen already. Once more a moment later:
+# the last update's layout (a taller text, a download button) may settle after the event has ended.
+REVEAL = """() => {{
+  const el = document.getElementById("{}");
+  const reveal = () => el && el.scrollIntoView({{ block: "nearest", behavior: "smooth" }});
+  requestAnimationFrame(reveal);
+  setTimeout(reveal, 350);
+}}"""
 THEME = gr.themes.Soft()
 
 # UI events: private (not part of the API), never limited by Gradio's queue: the real queue is Redis.
 UI = {"api_visibility": "private", "concurrency_limit": None}
-STREAM = {**UI, "show_progress": "minimal", "trigger_mode": "multiple"}  # a second send is answered, never dropped
+# A send while the tab's job runs is never dropped nor refused: it waits in the page and goes the moment that job
+# ends, with what the inputs hold then (the follow-up typed meanwhile, the conversation with the answer just given).
+STREAM = {**UI, "show_progress": "minimal", "trigger_mode": "always_last"}
 QUIET = {**UI, "show_progress": "hidden"}
+
+
+def run_event(triggers: list, fn, inputs, outputs, status_id: str):
+    """A job's event: one event for all its triggers (the button, Enter), so a send while it runs waits for it
+    (STREAM); the status line is scrolled into view at the press and at the end."""
+    reveal = {"js": REVEAL.format(status_id), "api_visibility": "private"}
+    gr.on(triggers, None, None, None, **reveal)
+    event = gr.on(triggers, fn, inputs, outputs, **STREAM)
+    event.then(None, None, None, **reveal)
+    return event
+
+
+# A question whose job failed comes back to the box, unless the next one has been typed there meanwhile.
+RESTORE_FAILED = "(box, failed) => [(box && box.trim()) ? box : (failed || box)]"
 
 
 def stop_button(elem_id: str) -> gr.Button:
@@ -61,14 +96,17 @@ def _chat_tab(h: Handlers, samples: dict[str, Path]) -> None:
             status = gr.Markdown(elem_id="chat-status")
             frames = gr.Gallery(visible=False, elem_id="chat-frames", columns=8, height=150, object_fit="contain",
                                 buttons=[], allow_preview=True)
+            failed = gr.Textbox(visible=False, elem_id="chat-failed")  # the last question whose job failed
 
     file.change(h.chat_file, [file, question], [state, chatbot, question, status], **QUIET)
+    file.change(lambda: gr.Gallery(value=None, visible=False), None, frames, **QUIET)  # frames of an older video
     resets = [state, chatbot, status, send, stop, frames]
     reset.click(h.chat_reset, [state], resets, **QUIET)
     chatbot.clear(h.chat_reset, [state], resets, **QUIET)  # the chatbot's own 🗑 button
     stop.click(h.stop_chat, None, status, **QUIET)
-    for trigger in (send.click, question.submit):
-        trigger(h.chat_ui, [question, state], [chatbot, state, question, status, send, stop, frames], **STREAM)
+    event = run_event([send.click, question.submit], h.chat_ui, [question, state],
+                      [chatbot, state, question, status, send, stop, frames, failed], "chat-status")
+    event.then(None, [question, failed], [question], js=RESTORE_FAILED, api_visibility="private")
 
 
 def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
@@ -90,7 +128,7 @@ def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
             )
             download = gr.DownloadButton("Скачать .txt", visible=False, elem_id="ocr-download")
             status = gr.Markdown(elem_id="ocr-status")
-    run.click(h.ocr_ui, [image], [text, download, status, run, stop], **STREAM)
+    run_event([run.click], h.ocr_ui, [image], [text, download, status, run, stop], "ocr-status")
     stop.click(h.stop_ocr, None, status, **QUIET)
 
 
@@ -99,12 +137,14 @@ def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
     with gr.Row():
         with gr.Column():
             image = gr.Image(
-                label="Изображение (щёлкните два противоположных угла области)", type="filepath", image_mode=None,
+                label="Изображение", type="filepath", image_mode=None,
                 sources=["upload", "clipboard"], elem_id="region-image", height=380,
             )
             box = gr.Textbox(
                 label="Координаты области, пиксели", placeholder="x1,y1,x2,y2", elem_id="region-box",
-                info="x1,y1 — левый верхний угол, x2,y2 — правый нижний; отсчёт от левого верхнего угла изображения",
+                info="Щёлкните два противоположных угла области на изображении (или на выбранной области) либо "
+                     "введите x1,y1,x2,y2: левый верхний и правый нижний углы, отсчёт от левого верхнего угла "
+                     "изображения",
             )
             with gr.Row():
                 run = gr.Button("Описать область", variant="primary", elem_id="region-run")
@@ -117,7 +157,7 @@ def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
                 )
         with gr.Column():
             preview = gr.Image(
-                label="Выбранная область (можно щёлкать и здесь)", interactive=False, elem_id="region-preview",
+                label="Выбранная область", interactive=False, elem_id="region-preview",
                 height=380, buttons=["fullscreen"],
             )
             text = gr.Textbox(
@@ -132,8 +172,7 @@ def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
     clicks = [image, corner], [box, corner, preview, hint]
     image.select(h.region_click_image, *clicks, **QUIET)
     preview.select(h.region_click_preview, *clicks, **QUIET)
-    for trigger in (run.click, box.submit):
-        trigger(h.region_ui, [image, box], [text, status, run, stop, hint], **STREAM)
+    run_event([run.click, box.submit], h.region_ui, [image, box], [text, status, run, stop, hint], "region-status")
     stop.click(h.stop_region, None, status, **QUIET)
 
 
@@ -163,8 +202,8 @@ def _api(h: Handlers) -> None:
 
 
 def build_app(settings: Settings, client: JobClient, store: MediaStore,
-              samples: dict[str, Path] | None = None) -> gr.Blocks:
-    h = Handlers(settings, client, store)
+              samples: dict[str, Path] | None = None, active: ActiveJobs | None = None) -> gr.Blocks:
+    h = Handlers(settings, client, store, active)
     samples = samples or {}
     # Gradio keeps every upload in its own cache: clear it on the same schedule as MEDIA_DIR (hourly check).
     ttl = max(3600, int(settings.media_ttl_hours * 3600))

@@ -29,7 +29,9 @@ from web.validation import BoxError, box_text, corners_to_box, parse_box
 
 log = logging.getLogger(__name__)
 
-WORKERS_CACHE_S = 0.5
+WORKERS_CACHE_S = 0.25  # the model line lags a worker by at most this + STATUS_REFRESH_S (web.app)
+HEARTBEAT_S = 1.0
+STOP_QUIET_S = 1.0
 SKIP = gr.skip
 CHAT, OCR, REGION = "chat", "ocr", "region"
 
@@ -38,15 +40,26 @@ def new_chat(media: dict | None = None, display: str | None = None) -> dict:
     return {"media": media, "display": display, "turns": [], "conversation": uuid.uuid4().hex}
 
 
+CHAT_OUTPUTS = ("chatbot", "state", "question", "status", "send", "stop", "frames", "failed")
+
+
+def chat_outputs(**values) -> tuple:
+    """The chat event's outputs in CHAT_OUTPUTS order; what is not given stays as it is (gr.skip)."""
+    unknown = set(values) - set(CHAT_OUTPUTS)
+    assert not unknown, unknown
+    return tuple(values[name] if name in values else gr.skip() for name in CHAT_OUTPUTS)
+
+
 def buttons(running: bool) -> tuple:
     """(the tab's run button, its «Остановить» button) while a job runs or after it."""
     return gr.Button(interactive=not running), gr.Button(visible=running)
 
 
 class Handlers:
-    def __init__(self, settings: Settings, client: JobClient, store: MediaStore) -> None:
+    def __init__(self, settings: Settings, client: JobClient, store: MediaStore,
+                 active: ActiveJobs | None = None) -> None:
         self.settings, self.client, self.store = settings, client, store
-        self.active = ActiveJobs()
+        self.active = active or ActiveJobs()
         self._workers: tuple[float, list | None, int, str | None] = (0.0, None, 0, None)
         self._workers_lock = asyncio.Lock()
 
@@ -89,7 +102,8 @@ class Handlers:
         return GENERIC_FAILURE
 
     async def progress(self, req, request: gr.Request | None) -> AsyncIterator[Update]:
-        """Submit (waiting through a short Redis outage) and follow the job to its result."""
+        """Submit (waiting through a short Redis outage) and follow the job to its result. Heartbeat updates come
+        every HEARTBEAT_S when nothing happens: a caller that went away is noticed at the next yield."""
         client = self.client_of(request)
         give_up = time.monotonic() + self.settings.redis_outage_grace_s
         while True:
@@ -101,7 +115,7 @@ class Handlers:
                     raise
                 yield Update(JobState.queued, reconnecting=True)
                 await asyncio.sleep(1.0)
-        async for update in self.client.afollow(req, client=client):
+        async for update in self.client.afollow(req, client=client, heartbeat_s=HEARTBEAT_S):
             yield update
 
     def line(self, update: Update, kind: str) -> str:
@@ -123,20 +137,29 @@ class Handlers:
         return await self.stop(request, REGION)
 
     async def stop(self, request: gr.Request, tab: str) -> str:
-        """«Остановить»: the tab's job leaves the queue, or stops at its next token."""
-        running = self.active.get(self.session_of(request), tab)
+        """«Остановить»: the tab's job leaves the queue, or stops at its next token. The job's own handler says
+        «Остановлено…» when it ends: a quick stop (the usual case) leaves that line alone instead of racing it with
+        «Останавливаю…», which is shown only while the job takes longer than STOP_QUIET_S to end."""
+        session = self.session_of(request)
+        running = self.active.get(session, tab)
         if running is None:
             return SKIP()
         try:
             await asyncio.to_thread(self.client.cancel, running.job_id, running.kind)
         except UserError as exc:
             return render.error_line(self.failure(exc))
+        deadline = time.monotonic() + STOP_QUIET_S
+        while time.monotonic() < deadline:
+            now = self.active.get(session, tab)
+            if now is None or now.job_id != running.job_id:
+                return SKIP()
+            await asyncio.sleep(0.05)
         return "Останавливаю…"
 
     # ------------------------------------------------------------ status line
 
     async def model_status(self) -> str:
-        """Workers and the queue, refreshed every second; one Redis read per WORKERS_CACHE_S for all pages."""
+        """Workers and the queue, refreshed twice a second; one Redis read per WORKERS_CACHE_S for all pages."""
         async with self._workers_lock:
             at, workers, waiting, error = self._workers
             if time.monotonic() - at > WORKERS_CACHE_S:
@@ -150,12 +173,19 @@ class Handlers:
 
     # ------------------------------------------------------------ chat
 
-    def chat_file(self, file: str | None, question: str | None):
-        """A new file (upload, example or clear) starts a new conversation. → state, chatbot, question, status"""
+    async def chat_file(self, file: str | None, question: str | None, request: gr.Request = None):
+        """A new file (upload, example or clear) starts a new conversation; an answer still running about the old
+        one is stopped (its end must not land in the new chat). → state, chatbot, question, status"""
+        running = self.active.reset(self.session_of(request), CHAT)
+        if running is not None:
+            try:
+                await asyncio.to_thread(self.client.cancel, running.job_id, running.kind)
+            except UserError:
+                pass  # Redis away: the job stops when its page's stream closes or its watch key expires
         if not file:
             return new_chat(), [], question, ""
         try:
-            ref = self.save(file)
+            ref = await asyncio.to_thread(self.save, file)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into the UI
             return new_chat(), [], question, render.error_line(self.failure(exc))
         if not (question or "").strip() or question.strip() in contract.DEFAULT_QUESTION.values():
@@ -180,12 +210,13 @@ class Handlers:
                 gr.Gallery(value=None, visible=False))
 
     async def chat_ui(self, question: str | None, state: dict | None, request: gr.Request):
-        """→ chatbot, state, question box, status, send, stop, frames (an async generator: the answer streams)."""
+        """→ chat_outputs() (an async generator: the answer streams). A failed question goes to `failed`, and the
+        page puts it back in the box only if the user has not typed the next one meanwhile (web.app)."""
         state = state or new_chat()
         session = self.session_of(request)
         display, turns = state.get("display"), [list(t) for t in state.get("turns", [])]
         if self.active.get(session, CHAT) is not None:  # sent again while an answer runs: refused, never lost
-            yield SKIP(), SKIP(), SKIP(), render.busy_line(), SKIP(), SKIP(), SKIP()
+            yield chat_outputs(status=render.busy_line())
             return
         try:
             if not state.get("media"):
@@ -196,37 +227,41 @@ class Handlers:
             req = ChatRequest(media=MediaRef.model_validate(state["media"]), history=history, question=q,
                               conversation=state.get("conversation"))
         except Exception as exc:  # noqa: BLE001
-            yield SKIP(), SKIP(), SKIP(), render.error_line(self.failure(exc)), SKIP(), SKIP(), SKIP()
+            yield chat_outputs(status=render.error_line(self.failure(exc)))
             return
         epoch = self.active.epoch(session, CHAT)
         self.active.begin(session, CHAT, req.job_id, req.kind)
+        running, idle = buttons(True), buttons(False)
         try:
-            yield (render.chat_messages(display, turns, q), SKIP(), "", render.submitted_line(), *buttons(True),
-                   gr.Gallery(visible=False))
+            yield chat_outputs(chatbot=render.chat_messages(display, turns, q), question="", failed="",
+                               status=render.submitted_line(), send=running[0], stop=running[1],
+                               frames=gr.Gallery(visible=False))
             async for upd in self.progress(req, request):
                 if upd.result is None:
-                    if self.active.epoch(session, CHAT) != epoch:  # reset: its last words must not come back
+                    if upd.heartbeat or self.active.epoch(session, CHAT) != epoch:  # nothing new / reset
+                        yield chat_outputs()
                         continue
-                    yield (render.chat_messages(display, turns, q, upd.text), SKIP(), SKIP(), self.line(upd, CHAT),
-                           SKIP(), SKIP(), SKIP())
+                    yield chat_outputs(chatbot=render.chat_messages(display, turns, q, upd.text),
+                                       status=self.line(upd, CHAT))
                     continue
                 self.active.end(session, CHAT, req.job_id)  # before the last yield: a quick next question goes
                 res = upd.result
                 if self.active.epoch(session, CHAT) != epoch:  # reset while it ran: the old turn is gone
-                    yield SKIP(), SKIP(), SKIP(), SKIP(), *buttons(False), SKIP()
+                    yield chat_outputs(send=idle[0], stop=idle[1])
                 elif res.status == JobStatus.error or not res.answer:
-                    yield (render.chat_messages(display, turns), SKIP(), q, self.line(upd, CHAT), *buttons(False),
-                           SKIP())
+                    yield chat_outputs(chatbot=render.chat_messages(display, turns), failed=q,
+                                       status=self.line(upd, CHAT), send=idle[0], stop=idle[1])
                 else:
                     note = render.STOPPED if res.status == JobStatus.cancelled else (
                         "ответ обрезан: достигнут предел длины" if res.truncated else None)
                     turns.append([q, res.answer, note] if note else [q, res.answer])
-                    yield (render.chat_messages(display, turns), {**state, "turns": turns}, SKIP(),
-                           self.line(upd, CHAT), *buttons(False), self.frames(res))
+                    yield chat_outputs(chatbot=render.chat_messages(display, turns), state={**state, "turns": turns},
+                                       status=self.line(upd, CHAT), send=idle[0], stop=idle[1],
+                                       frames=self.frames(res))
         except Exception as exc:  # noqa: BLE001
             self.active.end(session, CHAT, req.job_id)
-            yield (render.chat_messages(display, turns), SKIP(), q, render.error_line(self.failure(exc)),
-                   *buttons(False), SKIP())
+            yield chat_outputs(chatbot=render.chat_messages(display, turns), failed=q, send=idle[0], stop=idle[1],
+                               status=render.error_line(self.failure(exc)))
         finally:
             self.active.end(session, CHAT, req.job_id)
 
@@ -257,7 +292,7 @@ class Handlers:
             yield "", gr.DownloadButton(visible=False, value=None), render.submitted_line(), *buttons(True)
             async for upd in self.progress(req, request):
                 if upd.result is None:
-                    yield upd.text, SKIP(), self.line(upd, OCR), SKIP(), SKIP()
+                    yield (SKIP(),) * 5 if upd.heartbeat else (upd.text, SKIP(), self.line(upd, OCR), SKIP(), SKIP())
                     continue
                 self.active.end(session, OCR, req.job_id)
                 res, status = upd.result, self.line(upd, OCR)
@@ -345,7 +380,7 @@ class Handlers:
             yield "", render.submitted_line(), *buttons(True), SKIP()
             async for upd in self.progress(req, request):
                 if upd.result is None:
-                    yield upd.text, self.line(upd, REGION), SKIP(), SKIP(), SKIP()
+                    yield (SKIP(),) * 5 if upd.heartbeat else (upd.text, self.line(upd, REGION), SKIP(), SKIP(), SKIP())
                     continue
                 self.active.end(session, REGION, req.job_id)
                 answer = upd.result.answer if upd.result.status != JobStatus.error else SKIP()

@@ -41,3 +41,18 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "scene": samples.scene_image(d / "scene.png", (640, 480)),
         "video": samples.video(d / "clip.mp4", seconds=3, fps=10, size=(160, 120)),
     }
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test of the session."""
+    from tests.web import chromium
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not chromium.available():
+        pytest.skip(f"{chromium.CHROMIUM} is not installed")
+    chromium.SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium.CHROMIUM, args=chromium.ARGS)
+        yield b
+        b.close()

@@ -4,38 +4,20 @@ test-artifacts/screenshots/. The browser reports English: the page must still be
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.web.chromium import SHOTS, TIMEOUT_MS, open_page
 from web.validation import BoxError, parse_box
 
-playwright = pytest.importorskip("playwright.sync_api")
-
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = ARTIFACTS / "screenshots"
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def page(web_url):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US", accept_downloads=True)
-        context.set_default_timeout(TIMEOUT_MS)
-        pg = context.new_page()
-        pg.goto(web_url)
-        pg.locator("#model-status").get_by_text("обработчиков: 1").wait_for()
-        yield pg
-        context.close()
-        browser.close()
+def page(browser, web_url):
+    pg = open_page(browser, web_url, accept_downloads=True)
+    yield pg
+    pg.context.close()
 
 
 def status(pg, elem_id: str) -> str:

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.web.chromium import SHOTS, open_page
 from tests.web.conftest import start_web
 from web.locale import file_size, inject, megabytes, page_head
 from web.locale_ru import GRADIO_VERSION, RU_KEYS, TEXT
 
-playwright = pytest.importorskip("playwright.sync_api")
-
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--lang=en-US"]
-SHOTS = ARTIFACTS / "screenshots"
-TIMEOUT_MS = 60_000
 CAP_MB = 1  # MAX_UPLOAD_MB of the second web; Gradio's own cap there is 2 × 1 MB
 
 # Names that stay in Latin letters. Words with digits or "_" (SmolVLM2, x1, bfloat16, describe_region), paths,
@@ -87,28 +80,6 @@ def toast(pg) -> str:
 def drop(pg, selector: str, path: Path, mime: str) -> None:
     """Drag a file from the desktop onto an upload area, the way a user drops it."""
     pg.evaluate(DROP, [selector, path.name, mime, base64.b64encode(path.read_bytes()).decode()])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser, url: str):
-    context = browser.new_context(
-        viewport={"width": 1400, "height": 1000}, locale="en-US", extra_http_headers={"Accept-Language": "en-US,en"},
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    pg = context.new_page()
-    pg.goto(url)
-    pg.locator("#model-status").get_by_text("обработчиков: 1").wait_for()
-    return pg
 
 
 @pytest.fixture

@@ -496,34 +496,24 @@ def test_a_refused_upload_leaves_gradios_cache_at_once(web):
 
 # ------------------------------------------------------------------------------------------------ Chromium
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.integration
 @pytest.mark.browser
-def test_the_page_still_works_under_these_headers(web, tmp_path):
+def test_the_page_still_works_under_these_headers(web, tmp_path, browser):
     """The CSP, nosniff and the Host check break nothing: the page loads with no CSP report, an upload goes
     through the guarded upload route and the region preview (a queued event) comes back."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from tests.web.test_browser import ARGS
-
     url, _, _ = web
     picture = tmp_path / "scene.png"
     picture.write_bytes(png_bytes((640, 480)))
     problems: list[str] = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(locale="en-US")
-        page.set_default_timeout(60_000)
-        page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text
-                or "Refused" in m.text else None)
-        response = page.goto(url)
-        assert response.headers["content-security-policy"] == CSP
-        page.get_by_role("tab", name="Описание области").click()
-        page.locator("#region-image input[type=file]").set_input_files(str(picture))
-        page.wait_for_function("document.querySelector('#region-hint').innerText.includes('640×480')")
-        page.locator("#region-preview img").wait_for()
-        browser.close()
+    page = browser.new_page(locale="en-US")
+    page.set_default_timeout(60_000)
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text
+            or "Refused" in m.text else None)
+    response = page.goto(url)
+    assert response.headers["content-security-policy"] == CSP
+    page.get_by_role("tab", name="Описание области").click()
+    page.locator("#region-image input[type=file]").set_input_files(str(picture))
+    page.wait_for_function("document.querySelector('#region-hint').innerText.includes('640×480')")
+    page.locator("#region-preview img").wait_for()
+    page.context.close()
     assert problems == []

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from common import events, keys
 from common.schemas import ChatRequest, EventType, JobStatus, WorkerState
@@ -20,19 +21,13 @@ from common.storage import MediaStore
 from scripts import samples
 from scripts.stack import Stack, wait_for
 from tests.conftest import ARTIFACTS
+from tests.web.chromium import PHONE as PHONE_CONTEXT
+from tests.web.chromium import SHOTS, TIMEOUT_MS, open_page
 from web.jobs import JobClient
 from web.validation import BoxError, parse_box
 
-playwright = pytest.importorskip("playwright.sync_api")
-
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--lang=en-US"]
-SHOTS = ARTIFACTS / "screenshots"
-TIMEOUT_MS = 60_000
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+PHONE = PHONE_CONTEXT["viewport"]
 
 LONG_Q = "Describe the image."  # ~1300 tokens on the 320×240 scene: seconds of streaming
 SHORT_Q = "Сколько фигур?"  # ~50 tokens on a fresh dialogue about the same scene
@@ -86,28 +81,6 @@ def files(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser, url: str, phone: bool = False):
-    opts = {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2} if phone else {
-        "viewport": DESKTOP}
-    context = browser.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en"}, **opts)
-    context.set_default_timeout(TIMEOUT_MS)
-    pg = context.new_page()
-    pg.goto(url)
-    pg.locator("#model-status").get_by_text("обработчиков: 1").wait_for()
-    return pg
-
-
 @pytest.fixture
 def page(browser, stack):
     pg = open_page(browser, stack.url)
@@ -157,7 +130,7 @@ def wait_text(pg, selector: str, *parts: str, timeout_ms: int = TIMEOUT_MS) -> s
         pg.wait_for_function(
             "([sel, parts]) => { const e = document.querySelector(sel); return e && parts.every((p) => "
             "e.innerText.includes(p)); }", arg=[selector, list(parts)], timeout=timeout_ms, polling="raf")
-    except playwright.TimeoutError:
+    except PlaywrightTimeout:
         raise AssertionError(f"{selector} never said {parts}: it says {text(pg, selector)!r}") from None
     return text(pg, selector)
 
@@ -219,7 +192,7 @@ def in_viewport(pg, selector: str) -> None:
     """The (last) element lies wholly within the viewport, once the page's smooth scroll has settled."""
     try:
         pg.wait_for_function(IN_VIEW, arg=selector, timeout=3000)
-    except playwright.TimeoutError:
+    except PlaywrightTimeout:
         box = pg.locator(selector).last.bounding_box()
         raise AssertionError(f"{selector} is not within the viewport {pg.viewport_size}: {box}") from None
 
@@ -360,7 +333,7 @@ def test_a_follow_up_sent_the_moment_the_answer_appears_is_never_lost(page, stac
                 timeout=20_000)
             assert FOLLOW_Q in page.locator("#chat-bot").inner_text() and question_box(page).input_value() == ""
             outcomes[how].append("ok")
-        except (playwright.TimeoutError, AssertionError):
+        except (PlaywrightTimeout, AssertionError):
             box = question_box(page).input_value()
             outcomes[how].append(f"lost: status {text(page, '#chat-status')!r}, box {box!r}")
     print("follow-up races:", outcomes)

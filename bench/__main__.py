@@ -1,8 +1,11 @@
-"""python -m bench [--quick] [--only NAME ...] [--out DIR]: run the measures, print the table, write
-results.json and results.md (bench/results/ for a full run; a --quick run writes bench/work/results-quick/).
+"""python -m bench [--quick] [--only NAME ...] [--out DIR] [--wait-idle S]: run the measures, print the table,
+write results.json and results.md (bench/results/ for a full run, then docs/bench.md's and README.md's marked
+tables are regenerated from the JSON; a --quick run writes bench/work/results-quick/). Every row carries its own
+commit (-dirty), date, mode, machine, machine speed (calibrate) and load; --only keeps the other rows as they were.
 
-Not part of the tests: it starts real processes (redis-server, workers, the web) and takes ~7 minutes on
-2 cores (plus ~4 minutes the first time: the real-size models and the long video are built)."""
+Not part of the tests: it starts real processes (redis-server, workers, the web) and takes ~20 minutes on
+2 cores (--quick: ~7; plus ~5 minutes the first time: the real-size models and the long video are built).
+Run it on an otherwise idle machine: another busy process makes the CPU figures 2-4× worse (docs/bench.md)."""
 
 from __future__ import annotations
 
@@ -15,20 +18,22 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import common
+from bench import common, table
 from bench.common import RESULTS, WORK, Result
 
-MEASURES = ["queue_overhead", "openai_overhead", "streaming", "scaling", "video_sampling", "real_size", "gpu"]
+MEASURES = ["queue_overhead", "openai_overhead", "streaming", "scaling", "video_sampling", "real_size",
+            "prompt_cache", "gpu"]
 
 
 def _merge(path: Path, fresh: list[Result], ran: set[str]) -> list[Result]:
-    """With --only, keep the other measures' rows from the previous results.json."""
+    """With --only, keep the other measures' rows from the previous results.json, each with its own metadata."""
     try:
-        old = json.loads(path.read_text())["results"]
+        old = common.upgrade(json.loads(path.read_text()), MEASURES)
     except (OSError, ValueError, KeyError):
         return fresh
     kept = [Result(**{k: r.get(k) for k in ("name", "value", "unit", "target", "met", "note", "measure")},
-                   details=r.get("details") or {}) for r in old if r.get("measure") not in ran]
+                   details=r.get("details") or {}, meta={k: r[k] for k in common.ROW_META if k in r})
+            for r in old["results"] if r.get("measure") not in ran]
     order = {m: i for i, m in enumerate(MEASURES)}
     return sorted([*kept, *fresh], key=lambda r: order.get(r.measure, len(order)))
 
@@ -46,14 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or MEASURES
     common.WAIT_IDLE_S = args.wait_idle
 
-    info = common.machine()
-    info["mode"] = ("quick" if args.quick else "full") + (f", only {' '.join(names)}" if args.only else "")
-    info["busy"] = [f"start: {b}" for b in common.busy_processes()]
+    mode = "quick" if args.quick else "full"
+    static = {**common.git_state(), "mode": mode, "machine": common.machine()}
+    run_info = {**static, "date": common.utc_now(), "only": args.only, "load_start": common.load_avg()}
     results: list[Result] = []
     t_all = time.perf_counter()
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
         common.wait_idle()
+        calib = common.calibrate()
         t0 = time.perf_counter()
         with common.LoadMonitor() as monitor:
             try:
@@ -61,25 +67,28 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one failed measure must not lose the others
                 traceback.print_exc()
                 rows = [Result(f"{name}: ошибка", None, "", "", None, f"{type(exc).__name__}: {exc}"[:200], name)]
-        busy = monitor.report()
+        measured = {**monitor.meta(), "calib": calib}
         for r in rows:
             r.measure = name
+            # The measure's own metadata (a part of it, or its processes' torch threads) wins over the whole's.
+            r.meta = {**static, "torch_threads": static["machine"]["torch_threads"], **measured, **r.meta}
+            if common.disturbed(r.meta) and "занята" not in r.note:
+                r.note += " · машина была занята другими процессами"
         if rows:
-            rows[0].details = {**rows[0].details, "seconds": round(time.perf_counter() - t0, 1),
-                               "other_busy_processes": busy}
-            if busy:
-                rows[0].note += " · машина была занята другими процессами"
+            rows[0].details = {**rows[0].details, "seconds": round(time.perf_counter() - t0, 1)}
         print(f"   {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         results += rows
-        info["busy"] += [f"{name}: {b}" for b in busy]
-    info["wall_s"] = round(time.perf_counter() - t_all)
-    info["load_avg_end"] = common.load_avg()
+    run_info["wall_s"] = round(time.perf_counter() - t_all)
+    run_info["load_end"] = common.load_avg()
     if args.only:
         results = _merge(out / "results.json", results, set(names))
-    json_path, md_path = common.write(results, info, out)
+    json_path, md_path = common.write(results, run_info, out)
+    if out.resolve() == RESULTS.resolve():
+        for doc in table.update_docs(json_path):
+            print(f"updated {doc}", file=sys.stderr)
     print()
     common.print_table(results)
-    print(f"\n{json_path}\n{md_path}\n{info['wall_s']} s")
+    print(f"\n{json_path}\n{md_path}\n{run_info['wall_s']} s")
     return 0
 
 

@@ -37,6 +37,9 @@ class Result:
     note: str = ""
     measure: str = ""  # the module that produced it
     details: dict = field(default_factory=dict)
+    # Where and when this row was measured (ROW_META): filled by `python -m bench` from the measure's own run;
+    # a measure may set some keys itself (e.g. load and busy of the part of it that gave this row).
+    meta: dict = field(default_factory=dict)
 
     def row(self) -> list[str]:
         met = {True: "да", False: "нет", None: "—"}[self.met]
@@ -88,6 +91,66 @@ def load_avg() -> list[float]:
         return []
 
 
+_DEFAULT_THREADS: int | None = None  # torch's default thread count, taken before any measure could change it
+
+
+def default_threads() -> int | None:
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:
+        try:
+            import torch
+        except ImportError:
+            return None
+        _DEFAULT_THREADS = torch.get_num_threads()
+    return _DEFAULT_THREADS
+
+
+def calibrate() -> dict:
+    """How fast this machine is right now, in ~1 s: bf16 matmul GFLOP/s (what a prefill is made of) and bf16
+    matrix-vector GB/s (a decode step), with torch's default thread count (an in-process measure may have
+    changed this process's). Two runs on the "same" virtual machine can differ by 2× when the host is shared (a
+    busy hyperthread sibling, memory bandwidth taken by other guests: neither shows in loadavg or steal); this
+    number goes with every row so that such runs can be told apart."""
+    threads = default_threads()
+    if threads is None:
+        return {}
+    import torch
+
+    before, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            a = torch.randn(2048, 2048, dtype=torch.bfloat16)
+            w = torch.randn(8192, 16384, dtype=torch.bfloat16)  # 256 MiB: far beyond the caches
+            x = torch.randn(16384, dtype=torch.bfloat16)
+            torch.backends.mkldnn.enabled = True
+            a @ a
+            t0 = time.perf_counter()
+            for _ in range(8):
+                a @ a
+            mm = time.perf_counter() - t0
+            torch.backends.mkldnn.enabled = False  # the decode steps' kernels (worker/generation.py)
+            w @ x
+            t0 = time.perf_counter()
+            for _ in range(8):
+                w @ x
+            mv = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(before)
+        torch.backends.mkldnn.enabled = onednn
+    return {"bf16_matmul_gflops": round(8 * 2 * 2048**3 / mm / 1e9),
+            "bf16_matvec_gbps": round(8 * w.numel() * 2 / mv / 1e9, 1), "threads": threads}
+
+
+def _cpu_times() -> dict | None:
+    """/proc/stat's first line: the machine's CPU time by kind, in ticks."""
+    try:
+        values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return dict(zip(("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"), values, strict=False))
+
+
 def busy_processes(min_cpu: float = 20.0) -> list[str]:
     """Other processes using a lot of CPU right now (this process and its children excluded)."""
     with LoadMonitor(interval=0.5, min_cpu=min_cpu) as mon:
@@ -113,16 +176,26 @@ class LoadMonitor:
     def __init__(self, interval: float = 2.0, min_cpu: float = 20.0) -> None:
         self.interval, self.min_cpu = interval, min_cpu
         self.seen: dict[str, list[float]] = {}
+        self.loads: list[float] = []  # 1-minute load average, one sample per interval
+        self.seconds = 0.0
+        self.date = utc_now()
+        self.load_start: list[float] = []
+        self.load_end: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> LoadMonitor:
+        self.date, self.load_start, self._t0 = utc_now(), load_avg(), time.monotonic()
+        self._cpu0 = _cpu_times()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(5)
+        self.load_end = load_avg()
+        self.seconds = time.monotonic() - self._t0
+        self._cpu1 = _cpu_times()
 
     def _loop(self) -> None:
         try:
@@ -132,6 +205,8 @@ class LoadMonitor:
         me = psutil.Process()
         cache: dict[int, psutil.Process] = {}
         while True:
+            if la := load_avg():
+                self.loads.append(la[0])
             try:
                 mine = {me.pid, *(c.pid for c in me.children(recursive=True))}
             except psutil.Error:
@@ -155,8 +230,39 @@ class LoadMonitor:
         return [f"{cmd} (до {max(v):.0f}% CPU, {len(v)} замер.)"
                 for cmd, v in sorted(self.seen.items(), key=lambda kv: -sum(kv[1]))]
 
+    def busy_cores(self) -> float:
+        """Cores the other busy processes kept busy on average over this stretch (a lower bound: only samples
+        of processes at ≥ min_cpu count)."""
+        total = sum(sum(v) for v in self.seen.values()) / 100 * self.interval
+        return round(total / self.seconds, 2) if self.seconds else 0.0
+
+    def cpu_shares(self) -> dict:
+        """How the machine's CPU time went over this stretch (fractions of all cores): busy (user + system,
+        everyone's) and steal (taken by the hypervisor for other virtual machines: invisible to load average)."""
+        a, b = getattr(self, "_cpu0", None), getattr(self, "_cpu1", None)
+        if not a or not b:
+            return {}
+        d = {k: b[k] - a[k] for k in a}
+        total = sum(d.values()) or 1
+        return {"busy": round((d["user"] + d["nice"] + d["system"]) / total, 2), "steal": round(d["steal"] / total, 3)}
+
+    def meta(self) -> dict:
+        """This stretch's share of a row's ROW_META: when it began, the load average (1, 5, 15 min) at its start
+        and end and the highest 1-minute one sampled, and the other processes that kept a core busy."""
+        loads = [*self.loads, *(self.load_end[:1] or [])]
+        return {"date": self.date,
+                "load": {"start": self.load_start, "end": self.load_end or load_avg(),
+                         "max_1min": round(max(loads), 2) if loads else None},
+                "busy": self.report(), "busy_cores": self.busy_cores(), "cpu": self.cpu_shares()}
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
 
 def machine() -> dict:
+    """What a row's figures depend on besides the code: CPU, cores, RAM, GPU, torch threads (this process's
+    default; a measure whose processes use another count says so in the row's meta), library versions."""
     cpu = platform.processor() or platform.machine()
     flags: set[str] = set()
     try:
@@ -176,7 +282,7 @@ def machine() -> dict:
     try:
         import torch
 
-        torch_version, threads = torch.__version__, torch.get_num_threads()
+        torch_version, threads = torch.__version__, default_threads()
         cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except ImportError:
         torch_version, threads, cuda = None, None, None
@@ -187,22 +293,85 @@ def machine() -> dict:
     except ImportError:
         tf_version = None
     return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib,
+        "cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib, "gpu": cuda, "torch_threads": threads,
         "cpu_bf16": sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f")),
-        "gpu": cuda, "python": platform.python_version(), "torch": torch_version, "torch_threads": threads,
-        "transformers": tf_version, "os": f"{platform.system()} {platform.release()}",
-        "load_avg_start": load_avg(), "git": _git_rev(),
+        "python": platform.python_version(), "torch": torch_version, "transformers": tf_version,
+        "os": f"{platform.system()} {platform.release()}",
     }
 
 
-def _git_rev() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=5)
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state() -> dict:
+    """The commit the code was measured at and whether the tree differed from it: uncommitted changes
+    (`git status --porcelain`, bench/results/ not counted — the bench writes there itself) make the commit
+    "<sha>-dirty"; the changed files and a hash of their diff tell two dirty runs of one commit apart."""
+    import hashlib
+
+    sha = (_git("rev-parse", "--short", "HEAD") or "").strip() or None
+    changed = []  # (status, path)
+    for line in (_git("status", "--porcelain", "--untracked-files=all") or "").splitlines():
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if not path.startswith("bench/results/"):
+            changed.append((line[:2], path))
+    state = {"commit": f"{sha}-dirty" if sha and changed else sha, "dirty": bool(changed)}
+    if changed:
+        digest = hashlib.sha1((_git("diff", "HEAD", "--", ".", ":(exclude)bench/results") or "").encode())
+        for code, path in changed:
+            if code == "??":  # untracked files: their content counts too
+                try:
+                    digest.update(path.encode() + (ROOT / path).read_bytes())
+                except OSError:
+                    pass
+        files = [f"{code.strip()} {path}" for code, path in changed]
+        state["dirty_files"] = files[:30] + ([f"… ещё {len(files) - 30}"] if len(files) > 30 else [])
+        state["diff_sha1"] = digest.hexdigest()[:10]
+    return state
+
+
+def disturbed(meta: dict) -> bool:
+    """Other processes took a noticeable share of the CPU during a row (≥ 5 % of a core on average; rows from
+    before busy_cores was recorded: any busy process)."""
+    if meta.get("busy_cores") is not None:
+        return meta["busy_cores"] >= 0.05
+    return bool(meta.get("busy"))
+
+
+# Per-row provenance keys in results.json (python -m bench fills them; bench.table renders them).
+ROW_META = ("commit", "dirty", "dirty_files", "diff_sha1", "date", "mode", "machine", "calib", "torch_threads", "load",
+            "busy", "busy_cores", "cpu")
+
+
+def upgrade(payload: dict, measures: list[str] | None = None) -> dict:
+    """A results.json written before rows carried their own metadata, in today's form. Its header described its
+    last run only, so that run's commit, date, mode and load go to the rows of the measures it ran (all of
+    them, unless it was an --only run); the others' provenance is unknown (commit None, shown as «?»)."""
+    if "last_run" in payload:
+        return payload
+    info = payload.get("machine") or {}
+    mode = str(info.get("mode") or "")
+    ran = set(mode.split("only", 1)[1].split()) if "only" in mode else None  # None: every measure
+    known = {"commit": info.get("git"), "date": info.get("date"), "mode": mode.split(",")[0].strip() or None,
+             "load": {"start": info.get("load_avg_start"), "end": info.get("load_avg_end"), "max_1min": None},
+             "busy": [b.split(": ", 1)[-1] for b in info.get("busy") or []]}
+    machine_info = {k: info.get(k) for k in ("cpu", "cores", "ram_gib", "gpu", "torch_threads", "cpu_bf16", "python",
+                                               "torch", "transformers", "os")}
+    rows = []
+    for r in payload.get("results", []):
+        r = dict(r)
+        if "commit" not in r:
+            meta = known if ran is None or r.get("measure") in ran else {"commit": None, "date": None, "mode": None}
+            r.update({**meta, "machine": machine_info, "torch_threads": (r.get("details") or {}).get("torch_threads")})
+        rows.append(r)
+    last = {"commit": info.get("git"), "date": info.get("date"), "mode": mode, "wall_s": info.get("wall_s"),
+            "machine": machine_info, "upgraded_from_old_format": True}
+    return {"last_run": last, "results": rows}
 
 
 # ---------------------------------------------------------------- output
@@ -226,32 +395,25 @@ def print_table(results: list[Result], file=sys.stdout) -> None:
             print("  ".join("-" * w for w in widths), file=file)
 
 
+def row_dict(r: Result) -> dict:
+    """One row of results.json: the figure, then its own provenance (ROW_META keys), then the raw details."""
+    row = {"name": r.name, "value": r.value, "unit": r.unit, "target": r.target, "met": r.met, "note": r.note,
+           "measure": r.measure}
+    row.update({k: r.meta[k] for k in ROW_META if k in r.meta})
+    row["details"] = r.details
+    return row
+
+
 def write(results: list[Result], info: dict, out_dir: Path = RESULTS) -> tuple[Path, Path]:
+    """results.json (every row with its own commit, date, machine, load) and results.md generated from it
+    (bench/table.py, which also regenerates the docs' copies: `python -m bench.table`)."""
+    from bench import table as table_mod
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "machine": info,
-        "results": [
-            {"name": r.name, "value": r.value, "unit": r.unit, "target": r.target, "met": r.met,
-             "note": r.note, "measure": r.measure, "details": r.details}
-            for r in results
-        ],
-    }
+    payload = {"last_run": info, "results": [row_dict(r) for r in results]}
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
     json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    md = [
-        "# Результаты `python -m bench`", "",
-        f"Машина: {info.get('cpu')}, {info.get('cores')} ядра, {info.get('ram_gib')} ГиБ ОЗУ, "
-        f"GPU: {info.get('gpu') or 'нет'}; Python {info.get('python')}, torch {info.get('torch')}, "
-        f"transformers {info.get('transformers')}; {info.get('date')}; коммит {info.get('git')}.",
-        f"Флаги CPU: {', '.join(info.get('cpu_bf16') or []) or '—'}. Нагрузка (loadavg) в начале: "
-        f"{info.get('load_avg_start')}, в конце: {info.get('load_avg_end')}; "
-        f"длительность прогона {info.get('wall_s')} с; режим: {info.get('mode')}.",
-        "", table(results), "",
-    ]
-    if info.get("busy"):
-        md += ["Во время прогона машину нагружали другие процессы:", ""]
-        md += [f"- `{b}`" for b in info["busy"]] + [""]
-    md_path.write_text("\n".join(md))
+    md_path.write_text(table_mod.results_md(payload))
     return json_path, md_path
 
 

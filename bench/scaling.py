@@ -1,6 +1,7 @@
 """Worker scaling: jobs per second with one and then two `python -m worker` processes (TORCH_THREADS=1 each)
 on the same queue, the same CPU-bound jobs (the 256M-size model, an image question, 8 new tokens: compute
-dominates). Both phases run in one stack: the second worker joins after the first phase."""
+dominates; the prompt cache off, else the repeated question would be a cached follow-up routed to one worker).
+Both phases run in one stack: the second worker joins after the first phase."""
 
 from __future__ import annotations
 
@@ -47,8 +48,10 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
         image.parent.mkdir(parents=True, exist_ok=True)
         samples.scene_image(image, (640, 480))
     rates, per_worker, busy = {}, {}, []
+    # PROMPT_CACHE_MB=0: the same question about the same picture would be a cache hit after the first, and
+    # every job would be routed to the worker holding it (web/jobs.py JobClient.route) — not compute scaling.
     with stack("scaling", model, workers=1, MAX_NEW_TOKENS=str(NEW_TOKENS), TORCH_THREADS="1",
-               JOB_TIME_LIMIT="600") as st:
+               JOB_TIME_LIMIT="600", PROMPT_CACHE_MB="0") as st:
         settings = st.settings_for(max_new_tokens=NEW_TOKENS, queue_wait_timeout=120)
         client = JobClient(settings)
         ref = put_media(settings, image)
@@ -71,7 +74,7 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
         Result("Масштабирование: 2 обработчика / 1", round(ratio, 2), "×", "≥ 1.8×", ratio >= 1.8,
                f"{rates[1]:.3f} → {rates[2]:.3f} заданий/с; {n} заданий 256M; TORCH_THREADS=1; "
                f"среднее время задания {per_worker['1_processing_s']} → {per_worker['2_processing_s']} с",
-               NAME, details),
+               NAME, details, {"torch_threads": 1}),
     ]
 
 

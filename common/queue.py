@@ -42,6 +42,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "unacked_restore_interval": 5,
             "unacked_restore_throttle": 1,
             "socket_connect_timeout": 3,
+            # A worker's -Q order is its priority: its own queue (follow-ups for its prompt cache) first.
+            "queue_order_strategy": "priority",
         },
         redis_socket_connect_timeout=3,
         worker_send_task_events=False,

@@ -21,7 +21,7 @@ def main() -> None:
     tasks.app.worker_main([
         "worker", "--pool=solo", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
         "--without-mingle", "--without-heartbeat", f"--hostname={parts.liveness.name}@%h",
-        "-Q", f"{tasks.app.conf.task_default_queue},{parts.liveness.queue}",
+        "-Q", f"{parts.liveness.queue},{tasks.app.conf.task_default_queue}",  # own queue first (common.queue)
     ])
 
 

@@ -29,25 +29,15 @@ NO_CUDA = "CUDA недоступна (нет GPU или драйвера): из�
 def measure() -> dict:
     import torch
 
-    from bench.prompt_cache import _conversation
+    from bench.prompt_cache import _conversation, capture_generated
     from bench.real_size import ensure_model, media_files
     from bench.video_sampling import long_video
     from common.schemas import ChatRequest, MediaKind, MediaRef
     from common.settings import Settings
-    from worker import generation
     from worker import runtime as rt_mod
     from worker.prompt_cache import PromptCache
 
-    generation.find_cycle = lambda *a, **k: None  # random weights loop; decode a fixed number of tokens
-
-    class Capture(generation.TextSoFar):  # the generated ids of the last job
-        last = None
-
-        def __init__(self, *a, **k) -> None:
-            super().__init__(*a, **k)
-            Capture.last = self
-
-    generation.TextSoFar = Capture
+    Capture = capture_generated()
     model, video = ensure_model("2.2B"), long_video()
     image, _ = media_files()
     settings = Settings(_env_file=None, smolvlm2_model_id=str(model), model_device="cuda", hf_hub_offline=True,

@@ -104,16 +104,14 @@ def _first_diff(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def child(size: str, media_kinds: list[str]) -> dict:
-    import torch
+def capture_generated():
+    """Patch the worker's generation for a bench child: no cycle cut (random weights loop), and the returned
+    class's .last is the TextSoFar of the last job (its generated ids)."""
+    from worker import generation
 
-    from common.settings import Settings
-    from worker import device, generation
-    from worker import runtime as rt_mod
+    generation.find_cycle = lambda *a, **k: None
 
-    generation.find_cycle = lambda *a, **k: None  # random weights loop; decode a fixed number of tokens
-
-    class Capture(generation.TextSoFar):  # the generated ids of the last job
+    class Capture(generation.TextSoFar):
         last = None
 
         def __init__(self, *a, **k) -> None:
@@ -121,6 +119,17 @@ def child(size: str, media_kinds: list[str]) -> dict:
             Capture.last = self
 
     generation.TextSoFar = Capture
+    return Capture
+
+
+def child(size: str, media_kinds: list[str]) -> dict:
+    import torch
+
+    from common.settings import Settings
+    from worker import device
+    from worker import runtime as rt_mod
+
+    Capture = capture_generated()
     image, video = media_files()
     s = Settings(_env_file=None, smolvlm2_model_id=str(model_dir(size)), model_device="cpu", model_dtype="bfloat16",
                  image_splitting="off", video_max_frames=VIDEO_FRAMES, max_new_tokens=NEW_TOKENS,

@@ -4,6 +4,7 @@ validation that happens before anything is enqueued. The UI gets a Russian statu
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import gradio as gr
@@ -44,12 +45,18 @@ def no_worker(redis_server, tmp_path_factory) -> Handlers:
     return handlers_for(url, tmp_path_factory.mktemp("noworker"), "unused", queue_wait_timeout=2)
 
 
+def run_async(awaitable):
+    """asyncio.run in a fresh thread: the session-wide Playwright (sync API) keeps a loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, awaitable).result()
+
+
 def last(agen):
     """Run an async generator handler to its end: (every update, the last one)."""
     async def collect():
         return [item async for item in agen]
 
-    items = asyncio.run(collect())
+    items = run_async(collect())
     assert items, "the handler yielded nothing"
     return items, items[-1]
 
@@ -58,7 +65,7 @@ def call(awaitable):
     """An async handler's result: a coroutine's value, or an async generator's last value."""
     if hasattr(awaitable, "__anext__"):
         return last(awaitable)[1]
-    return asyncio.run(awaitable)
+    return run_async(awaitable)
 
 
 def test_redis_unreachable_api_raises_the_russian_message(dead, media):

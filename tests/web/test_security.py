@@ -5,7 +5,6 @@ the upload limits, URL file inputs and the deletion of refused uploads. Unit tes
 from __future__ import annotations
 
 import http.server
-import inspect
 import io
 import json
 import os
@@ -470,14 +469,7 @@ def png_path(web) -> str:
     return str(path)
 
 
-def _handlers_discard() -> bool:
-    from web import handlers
-
-    return "discard_on_refusal" in inspect.getsource(handlers)
-
-
 @pytest.mark.integration
-@pytest.mark.skipif(not _handlers_discard(), reason="web/handlers.py does not discard refused uploads yet")
 def test_a_refused_upload_leaves_gradios_cache_at_once(web):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError

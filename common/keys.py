@@ -9,6 +9,7 @@ METRICS = f"{PREFIX}:metrics"  # hash: Prometheus counters and histogram buckets
 WORKERS = f"{PREFIX}:workers"  # set: the instance names of started workers (heartbeats are read by name)
 WORKER_QUEUES = f"{PREFIX}:worker-queues"  # set: the own queue of every worker that has started
 CACHE_DROPS = f"{PREFIX}:cache-drops"  # stream: conversations whose prompt cache workers should forget
+KOMBU_UNACKED = "unacked"  # kombu's Redis transport: delivery tag → payload of each message a worker has taken
 
 
 def job(job_id: str, what: str) -> str:

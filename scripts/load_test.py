@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,9 +73,13 @@ def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, t
     before_results = set(_count(r, keys.result("*")))
     before_attempts = set(_count(r, keys.attempts("*")))
     image = samples.scene_image(Path(tempfile.mkdtemp()) / "scene.png")
-    client = Client(url, verbose=False)
+    # One gradio_client Client per caller thread, as real users have their own sessions: hundreds of threads
+    # sharing one Client lose a few answers inside gradio_client (its shared event-stream reader), never here.
+    local = threading.local()
 
     def one(i: int) -> tuple[float, str | None]:
+        client = getattr(local, "client", None) or Client(url, verbose=False)
+        local.client = client
         t0 = time.perf_counter()
         try:
             answer = client.predict(handle_file(str(image)), f"Question number {i}: what is shown?", [],

@@ -81,9 +81,14 @@ class Update:
 class Tracker:
     """One followed job as a state machine: fed what the watcher saw, it says what the user sees. No I/O."""
 
-    def __init__(self, req: Request, wait_s: float, grace_s: float, now: float | None = None) -> None:
-        self.req, self.grace_s = req, grace_s
-        self.give_up = (now if now is not None else time.monotonic()) + wait_s
+    SETTLE_S = 2.0  # after Redis is back, before looking for the job's message
+
+    def __init__(self, req: Request, wait_s: float, grace_s: float, now: float | None = None,
+                 verify_every_s: float = 30.0) -> None:
+        self.req, self.grace_s, self.verify_every_s = req, grace_s, verify_every_s
+        now = now if now is not None else time.monotonic()
+        self.give_up = now + wait_s
+        self.verify_at = now + verify_every_s
         self.wait_s = wait_s
         self.text, self.started, self.result = "", False, None
         self.outage_since: float | None = None
@@ -121,6 +126,7 @@ class Tracker:
             return [Update(state, text=self.text, reconnecting=True)]
         if isinstance(item, Recovered):
             self.outage_since = None
+            self.verify_at = min(self.verify_at, now + self.SETTLE_S)  # an outage can lose a message in flight
             self._last_queue = None
             return [Update(JobState.running if self.started else JobState.queued, text=self.text)]
         return self.check(now)
@@ -130,6 +136,10 @@ class Tracker:
         if self.outage_since is not None and now - self.outage_since > self.grace_s:
             return self._end(self._error(QueueUnavailable().message, QueueUnavailable.code))
         return []
+
+    def verify_due(self, now: float) -> bool:
+        """Time to check that the queued job's message still exists (see JobClient.resend_if_lost)."""
+        return not self.started and not self.done and self.outage_since is None and now >= self.verify_at
 
     def overdue(self, now: float) -> bool:
         """No worker took the job in time: withdraw it."""
@@ -148,8 +158,8 @@ class Tracker:
 
 
 class JobClient:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, verify_every_s: float = 30.0) -> None:
+        self.settings, self.verify_every_s = settings, verify_every_s
         self.app = make_celery(settings)
         self.redis = events.connect(settings.redis_url, settings.redis_max_connections)
         self.watcher = Watcher(self.redis)
@@ -222,9 +232,7 @@ class JobClient:
                 busy.counted = True  # jobs_total{status="rejected"} is counted already (web/openai_api.py checks)
                 raise busy
             queue = queue or self.route(req)
-            self._queues[req.job_id] = queue
-            self.app.send_task(TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue,
-                               expires=s.queue_wait_timeout + s.job_hard_time_limit)
+            self._send(req, queue)
         except UserError:
             raise
         except REDIS_ERRORS as exc:
@@ -233,6 +241,35 @@ class JobClient:
             log.error("Redis refused job %s: %s", req.job_id, exc)
             raise QueueUnavailable("Очередь переполнена: в Redis кончилась память. Попробуйте позже.") from exc
         return queue
+
+    def _send(self, req: Request, queue: str) -> None:
+        self._queues[req.job_id] = queue
+        s = self.settings
+        self.app.send_task(TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue,
+                           expires=s.queue_wait_timeout + s.job_hard_time_limit)
+
+    def resend_if_lost(self, tr: Tracker) -> bool:
+        """A queued job whose message is nowhere — not in its queue or the shared one, not taken by a worker
+        (kombu's unacked), not begun — was lost by the broker: a worker's connection dropped while it popped the
+        message (seen around a Redis restart). Send it again to the shared queue; a copy that does turn up later
+        is not run twice (the worker's claim). Lists are read before unacked: a message moves that way."""
+        tr.verify_at = time.monotonic() + self.verify_every_s
+        job_id = tr.req.job_id
+        try:
+            if self.redis.zscore(keys.WAITING, job_id) is None:
+                return False  # begun or withdrawn
+            for queue in dict.fromkeys((self._queues.get(job_id, QUEUE), QUEUE)):
+                if any(job_id in raw for raw in self.redis.lrange(queue, 0, -1)):
+                    return False
+            if any(job_id in raw for raw in self.redis.hvals(keys.KOMBU_UNACKED)):
+                return False
+            if self.redis.exists(keys.result(job_id), keys.owner(job_id)):
+                return False
+            log.warning("job %s: its queue message was lost (a broker connection dropped); sent again", job_id)
+            self._send(tr.req, QUEUE)
+            return True
+        except REDIS_ERRORS:
+            return False  # looked at again after the outage
 
     def release(self, req: Request, client: str | None) -> None:
         """The client no longer waits on this job."""
@@ -270,7 +307,7 @@ class JobClient:
 
     def _tracker(self, req: Request, queue_wait_s: float | None) -> Tracker:
         wait_s = self.settings.queue_wait_timeout if queue_wait_s is None else queue_wait_s
-        return Tracker(req, wait_s, self.settings.redis_outage_grace_s)
+        return Tracker(req, wait_s, self.settings.redis_outage_grace_s, verify_every_s=self.verify_every_s)
 
     def _overdue(self, tr: Tracker) -> list[Update]:
         try:
@@ -288,6 +325,8 @@ class JobClient:
         try:
             while not tr.done:
                 yield from tr.feed(sub.get(timeout=0.25))
+                if tr.verify_due(time.monotonic()):
+                    self.resend_if_lost(tr)
                 if tr.overdue(time.monotonic()):
                     yield from self._overdue(tr)
         finally:
@@ -305,6 +344,8 @@ class JobClient:
         try:
             while not tr.done:
                 updates = tr.feed(await sub.aget(timeout=0.25))
+                if tr.verify_due(time.monotonic()):
+                    await asyncio.to_thread(self.resend_if_lost, tr)
                 if tr.overdue(time.monotonic()):
                     updates += await asyncio.to_thread(self._overdue, tr)
                 if not updates and heartbeat_s is not None and time.monotonic() - last >= heartbeat_s:

@@ -106,7 +106,10 @@ class SessionGone:
     async def _stop(self, session: str) -> None:
         import anyio
 
-        for running in self.active.of_session(session):
+        jobs = self.active.of_session(session)
+        if jobs:
+            log.info("session %s: event stream closed early, stopping %d job(s)", session[:8], len(jobs))
+        for running in jobs:
             try:
                 await anyio.to_thread.run_sync(self.cancel, running.job_id, running.kind)
             except Exception:  # noqa: BLE001 - Redis away: the job is stopped when its watch key expires

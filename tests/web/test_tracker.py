@@ -63,3 +63,15 @@ def test_an_outage_is_said_once_and_ends_the_job_only_past_the_grace():
     (u,) = tr.feed(None, now=61)
     assert u.result.status == "error" and "Очередь недоступна" in u.result.error
     assert u.result.error_code == "queue_unavailable"
+
+
+def test_a_queued_job_is_checked_for_a_lost_message_periodically_and_soon_after_an_outage():
+    tr = Tracker(REQ, wait_s=600, grace_s=30, now=0, verify_every_s=30)
+    assert not tr.verify_due(29) and tr.verify_due(30)
+    tr.verify_at = 60  # JobClient.resend_if_lost schedules the next look
+    tr.feed(Outage(since=40), now=40)
+    assert not tr.verify_due(59)  # not while Redis is away
+    tr.feed(Recovered(), now=41)
+    assert not tr.verify_due(41 + Tracker.SETTLE_S - 0.1) and tr.verify_due(41 + Tracker.SETTLE_S)
+    tr.feed(event("started"), now=44)
+    assert not tr.verify_due(1000)  # a worker has it: its message is no longer the broker's

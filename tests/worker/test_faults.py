@@ -176,6 +176,29 @@ def test_no_worker_the_job_waits_then_gets_a_message(stack, tmp_path):
     assert client.redis.llen(client.app.conf.task_default_queue) == 0  # withdrawn: no late surprise answer
 
 
+def test_a_message_the_broker_lost_is_sent_again_and_run_once(stack, tmp_path):
+    settings, _client, store = stack
+    client = JobClient(settings, verify_every_s=0.5)
+    parked = "smolvlm2.parked"  # a queue no worker reads: a message there is waiting, not lost
+    ref = store.save_upload(samples.text_image(tmp_path / "t.png"))
+    kept, lost = OcrRequest(media=ref), OcrRequest(media=ref)
+    client.submit(kept, queue=parked)
+    client.submit(lost, queue=parked)
+    # `lost` vanishes from the broker, as when a worker's connection drops while it pops the message.
+    client.redis.lrem(parked, 1, next(m for m in client.redis.lrange(parked, 0, -1) if lost.job_id in m))
+    svc = start_worker(settings, name="lost-message")
+    try:
+        res = next(u.result for u in client.follow(lost, queue_wait_s=30) if u.result is not None)
+        assert res.status == JobStatus.ok and res.answer.strip()
+        assert int(client.redis.get(keys.attempts(lost.job_id))) == 1
+        res = next(u.result for u in client.follow(kept, queue_wait_s=2) if u.result is not None)
+        assert res.error_code == "no_worker"  # found where it waited, never sent twice
+        assert client.redis.get(keys.attempts(kept.job_id)) is None and client.redis.llen(parked) == 0
+    finally:
+        svc.stop()
+        client.redis.delete(parked)
+
+
 def test_restarting_workers_loses_and_repeats_nothing(stack, tmp_path):
     settings, client, store = stack
     ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))

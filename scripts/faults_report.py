@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 from gradio_client import Client, handle_file
 
-from common import events, keys
+from common import events, fmt, keys
 from scripts import samples
 from scripts.load_test import run_load
 from scripts.stack import ROOT as REPO
@@ -138,11 +138,13 @@ def table(f: dict) -> str:
         counts = " | ".join(str(s[k]) for k in ("submitted", "answered", "failed", "lost", "duplicates"))
         lines.append(f"| {name} | {counts} |")
     flood = f["flood_300"]
-    lines += ["", f"300 вызовов: p50 {flood['p50_s']} с, p95 {flood['p95_s']} с. История в 20 млн символов: "
-              f"{'ответ' if f['fat_history'] == 'answered' else 'отказ с сообщением'}, Redis вырос на "
-              f"{f['fat_history_redis_growth_mb']} МБ. Память веб-процесса после всего — {f['web_rss_mb']} МБ, "
-              f"пик Redis — {f['redis_peak_mb']} МБ. Сообщений очереди, потерянных брокером при обрыве связи и "
-              f"отправленных веб-процессом заново: {f['messages_sent_again']}."]
+    growth = max(0.0, f["fat_history_redis_growth_mb"])
+    fat = "ответ" if f["fat_history"] == "answered" else "отказ (HTTP 413)" if "413" in f["fat_history"] else "отказ"
+    lines += ["", f"300 вызовов: p50 {fmt.seconds(flood['p50_s'])}, p95 {fmt.seconds(flood['p95_s'])}. История в "
+              f"20 млн символов: {fat}, Redis вырос на "
+              f"{fmt.number(growth, 2)} МБ. Память веб-процесса после всего — {f['web_rss_mb']} МБ, "
+              f"пик Redis — {fmt.number(f['redis_peak_mb'])} МБ. Сообщений очереди, потерянных брокером при обрыве "
+              f"связи и отправленных веб-процессом заново: {f['messages_sent_again']}."]
     return "\n".join(lines)
 
 

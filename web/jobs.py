@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import redis
 from kombu.exceptions import OperationalError
@@ -20,26 +19,18 @@ from common import events, keys, metrics
 from common.errors import QueueUnavailable, UserError, queue_full, too_many_jobs
 from common.queue import QUEUE, TASK_NAME, make_celery
 from common.schemas import (
-    ChatRequest,
-    EventType,
     JobResult,
     JobState,
     JobStatus,
-    OcrRequest,
-    RegionRequest,
     WorkerInfo,
     WorkerState,
 )
 from common.settings import Settings
-from web.watcher import WATCH_TTL_S, Outage, QueueStatus, Recovered, Watcher
+from web.tracker import Request, Tracker, Update
+from web.watcher import WATCH_TTL_S, Watcher
 
 log = logging.getLogger(__name__)
 
-Request = ChatRequest | OcrRequest | RegionRequest
-NO_WORKER = (
-    "Нет доступных обработчиков: задание не взято в работу за {s} с. "
-    "Проверьте, что обработчик (worker) запущен, и попробуйте ещё раз."
-)
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, OSError)
 
 # KEYS: waiting, client jobs, watchers, metrics. ARGV: job id, now, max queue, max per client, stale before,
@@ -65,98 +56,6 @@ return {1, waiting}
 """
 
 
-@dataclass
-class Update:
-    state: JobState
-    position: int = 0  # 1 = next in line; 0 = being handed to a worker
-    waiting: int = 0
-    workers: int = 0
-    eta_s: float | None = None
-    text: str = ""
-    result: JobResult | None = None
-    reconnecting: bool = False  # Redis is away: following resumes when it is back
-    heartbeat: bool = False  # nothing new: lets a Gradio generator yield, so a gone caller is noticed
-
-
-class Tracker:
-    """One followed job as a state machine: fed what the watcher saw, it says what the user sees. No I/O."""
-
-    SETTLE_S = 2.0  # after Redis is back, before looking for the job's message
-
-    def __init__(self, req: Request, wait_s: float, grace_s: float, now: float | None = None,
-                 verify_every_s: float = 30.0) -> None:
-        self.req, self.grace_s, self.verify_every_s = req, grace_s, verify_every_s
-        now = now if now is not None else time.monotonic()
-        self.give_up = now + wait_s
-        self.verify_at = now + verify_every_s
-        self.wait_s = wait_s
-        self.text, self.started, self.result = "", False, None
-        self.outage_since: float | None = None
-        self._last_queue: tuple | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.result is not None
-
-    def feed(self, item, now: float | None = None) -> list[Update]:
-        now = time.monotonic() if now is None else now
-        if self.done:
-            return []
-        if isinstance(item, JobResult):
-            return self._end(item)
-        if isinstance(item, events.JobEvent):
-            if item.type == EventType.done and item.result:
-                return self._end(JobResult.model_validate_json(item.result))
-            if item.type == EventType.started:
-                self.started = True
-                return [Update(JobState.running, text=self.text)]
-            if item.type == EventType.partial:
-                self.started, self.text = True, item.text
-                return [Update(JobState.running, text=self.text)]
-            return []
-        if isinstance(item, QueueStatus) and not self.started:
-            key = (item.position, item.workers, round(item.eta_s or 0))
-            if key == self._last_queue:
-                return []
-            self._last_queue = key
-            return [Update(JobState.queued, item.position, item.waiting, item.workers, item.eta_s, self.text)]
-        if isinstance(item, Outage):
-            self.outage_since = item.since
-            state = JobState.running if self.started else JobState.queued
-            return [Update(state, text=self.text, reconnecting=True)]
-        if isinstance(item, Recovered):
-            self.outage_since = None
-            self.verify_at = min(self.verify_at, now + self.SETTLE_S)  # an outage can lose a message in flight
-            self._last_queue = None
-            return [Update(JobState.running if self.started else JobState.queued, text=self.text)]
-        return self.check(now)
-
-    def check(self, now: float) -> list[Update]:
-        """Time-driven endings: Redis away past the grace period."""
-        if self.outage_since is not None and now - self.outage_since > self.grace_s:
-            return self._end(self._error(QueueUnavailable().message, QueueUnavailable.code))
-        return []
-
-    def verify_due(self, now: float) -> bool:
-        """Time to check that the queued job's message still exists (see JobClient.resend_if_lost)."""
-        return not self.started and not self.done and self.outage_since is None and now >= self.verify_at
-
-    def overdue(self, now: float) -> bool:
-        """No worker took the job in time: withdraw it."""
-        return not self.started and not self.done and self.outage_since is None and now > self.give_up
-
-    def no_worker(self) -> JobResult:
-        return self._error(NO_WORKER.format(s=round(self.wait_s)), "no_worker")
-
-    def _error(self, message: str, code: str) -> JobResult:
-        return JobResult(job_id=self.req.job_id, kind=self.req.kind, status=JobStatus.error, error=message,
-                         error_code=code, queued_at=self.req.queued_at)
-
-    def _end(self, result: JobResult) -> list[Update]:
-        self.result = result
-        return [Update(JobState.done, text=self.text, result=result)]
-
-
 class JobClient:
     def __init__(self, settings: Settings, verify_every_s: float = 30.0) -> None:
         self.settings, self.verify_every_s = settings, verify_every_s
@@ -166,6 +65,7 @@ class JobClient:
         self._admit = self.redis.register_script(_ADMIT)
         self._queues: dict[str, str] = {}  # job id → the queue it was sent to (to withdraw it)
         self._snapshot: tuple[float, list] = (0.0, [])
+        self._listings: dict[str, tuple[float, set[str]]] = {}  # queue → (read at, job ids in it)
 
     # ------------------------------------------------------------ status
 
@@ -248,6 +148,20 @@ class JobClient:
         self.app.send_task(TASK_NAME, args=[req.model_dump(mode="json")], task_id=req.job_id, queue=queue,
                            expires=s.queue_wait_timeout + s.job_hard_time_limit)
 
+    def queued_ids(self, queue: str, max_age_s: float = 1.0) -> set[str]:
+        """The job ids of the messages in a queue, read at most every max_age_s: the trackers checked at once
+        after an outage share one read of each queue."""
+        at, ids = self._listings.get(queue, (0.0, set()))
+        if time.monotonic() - at > max_age_s:
+            at, ids = time.monotonic(), set()
+            for raw in self.redis.lrange(queue, 0, -1):
+                try:
+                    ids.add(json.loads(raw)["headers"]["id"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+            self._listings[queue] = (at, ids)
+        return ids
+
     def resend_if_lost(self, tr: Tracker) -> bool:
         """A queued job whose message is nowhere — not in its queue or the shared one, not taken by a worker
         (kombu's unacked), not begun — was lost by the broker: a worker's connection dropped while it popped the
@@ -259,7 +173,7 @@ class JobClient:
             if self.redis.zscore(keys.WAITING, job_id) is None:
                 return False  # begun or withdrawn
             for queue in dict.fromkeys((self._queues.get(job_id, QUEUE), QUEUE)):
-                if any(job_id in raw for raw in self.redis.lrange(queue, 0, -1)):
+                if job_id in self.queued_ids(queue):
                     return False
             if any(job_id in raw for raw in self.redis.hvals(keys.KOMBU_UNACKED)):
                 return False

@@ -23,11 +23,12 @@ from common.errors import GENERIC_FAILURE, Busy, UserError
 from common.schemas import ChatRequest, JobStatus
 from common.settings import Settings
 from common.storage import MediaStore
-from web.jobs import JobClient, Update
+from web.jobs import JobClient
 from web.metrics import record_rejected
 from web.openai_request import Parsed, authorize, body_limit, parse, read_json, save_media
 from web.openai_response import SSE_HEADERS, ApiError, ClientGone, EventStream, Feed, completion, events
 from web.session import client_address
+from web.tracker import Update
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from common.errors import GENERIC_FAILURE, UserError
 from common.schemas import JobResult, JobStatus
-from web.jobs import Update
+from web.tracker import Update
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from common.schemas import JobState, MediaRef
 from common.settings import Settings
 from common.storage import MediaStore
 from web import render
-from web.jobs import JobClient, Update
+from web.jobs import JobClient
 from web.session import ActiveJobs, client_address
+from web.tracker import Update
 from web.uploads import discard_on_refusal
 
 log = logging.getLogger("web.handlers")

@@ -24,6 +24,17 @@ def status(pg, elem_id: str) -> str:
     return pg.locator(f"#{elem_id}").inner_text().strip()
 
 
+def settled_box(pg, locator, frames: int = 5) -> dict:
+    """The element's bounding box once it has not moved for a few animation frames (layout settled)."""
+    last, same = None, 0
+    while same < frames:
+        pg.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        box = locator.bounding_box()
+        same = same + 1 if box == last else 0
+        last = box
+    return last
+
+
 def wait_done(pg, elem_id: str, extra: str = "true") -> str:
     """Wait until the status line says «Готово» (and the extra JS condition holds); return the line."""
     pg.wait_for_function(
@@ -123,9 +134,10 @@ def test_region_bad_box_then_clicked_box(page, media):
     assert page.locator("body").inner_text().count(expected.value.message) == 1  # said once, under the box
 
     img = page.locator("#region-image img").first
-    bb = img.bounding_box()
+    bb = settled_box(page, img)
     page.mouse.click(bb["x"] + bb["width"] * 0.125 + 2, bb["y"] + bb["height"] / 3 + 2)
     page.wait_for_function("document.querySelector('#region-hint').innerText.includes('Угол 1')")
+    bb = settled_box(page, img)  # the new hint and preview can move the image: measure again
     page.mouse.click(bb["x"] + bb["width"] * 0.325, bb["y"] + bb["height"] * 0.6)
     page.wait_for_function(f"/^\\d+,\\d+,\\d+,\\d+$/.test({BOX_VALUE})")
     x1, y1, x2, y2 = parse_box(box.input_value(), 640, 480).as_tuple()

@@ -1,9 +1,9 @@
-"""web.jobs.Tracker: the follow() state machine, fed by hand (no Redis): what the user sees for each thing the
+"""web.tracker.Tracker: the follow() state machine, fed by hand (no Redis): what the user sees for each thing the
 watcher reports, and the time-driven endings."""
 
 from common.events import JobEvent
 from common.schemas import ChatRequest, JobResult, JobStatus, MediaRef
-from web.jobs import NO_WORKER, Tracker
+from web.tracker import NO_WORKER, Tracker
 from web.watcher import Outage, QueueStatus, Recovered
 
 REQ = ChatRequest(media=MediaRef(path="uploads/a.png", kind="image"), question="q")

@@ -3,6 +3,7 @@ worker's job at its next token; a long answer is interrupted, the worker takes t
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
@@ -49,10 +50,19 @@ def test_job_cancel_stops_the_running_answer(stack):
 
 
 def test_a_caller_that_goes_away_stops_its_job(stack):
-    code = ("import sys; from gradio_client import Client, handle_file; "
-            "Client(sys.argv[1], verbose=False).predict(handle_file(sys.argv[2]), sys.argv[3], [], api_name='/vqa')")
-    caller = subprocess.Popen([sys.executable, "-c", code, stack.url, str(stack.image), LONG], cwd=ROOT)
+    # The caller says when its event stream has brought «processing»: killed before it opens the stream, it
+    # would leave nothing to close (a window of milliseconds after submitting that this test must not hit).
+    code = ("import sys, time; from gradio_client import Client, handle_file; from gradio_client.utils import Status\n"
+            "job = Client(sys.argv[1], verbose=False).submit(handle_file(sys.argv[2]), sys.argv[3], [], "
+            "api_name='/vqa')\n"
+            "while job.status().code not in (Status.PROCESSING, Status.ITERATING, Status.FINISHED): time.sleep(0.01)\n"
+            "print('streaming', flush=True)\n"
+            "job.result()")
+    caller = subprocess.Popen([sys.executable, "-c", code, stack.url, str(stack.image), LONG], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
     try:
+        assert select.select([caller.stdout], [], [], 30)[0], "the caller never got its event stream going"
+        assert caller.stdout.readline().strip() == "streaming"
         job_id = running_job(stack)
         t0 = time.monotonic()
         caller.send_signal(signal.SIGKILL)  # the connection closes without a word

@@ -1,9 +1,9 @@
-# Entry points: make test · make run · make bench · make lint
+# Entry points: make test · make ci · make run · make bench · make lint
 SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup test test-fast test-docker lint run bench samples clean
+.PHONY: setup test ci test-fast test-docker lint run bench samples clean
 
 setup:
 	bash scripts/setup.sh
@@ -16,6 +16,10 @@ test: setup
 # DOCKER_TEST_FLAGS=--if-engine (CI): skip, saying why, when no engine can be had.
 test-docker: setup
 	bash scripts/docker/test.sh $(DOCKER_TEST_FLAGS)
+
+# What CI runs (.ci/run): every test, then the Docker test when an engine can be had (else skipped, saying why).
+ci: test
+	$(MAKE) test-docker DOCKER_TEST_FLAGS=--if-engine
 
 test-fast:
 	$(PYTHON) -m pytest -m "not browser"

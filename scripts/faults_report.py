@@ -15,7 +15,6 @@ import argparse
 import json
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,44 +25,28 @@ from common import events, fmt, keys
 from scripts import samples
 from scripts.load_test import run_load
 from scripts.stack import ROOT as REPO
-from scripts.stack import Stack, wait_for
+from scripts.stack import Stack
 
 OUT = REPO / "bench" / "results" / "faults.json"
 DOC = REPO / "docs" / "reliability.md"
 BEGIN, END = "<!-- faults:begin -->", "<!-- faults:end -->"
 
 
-def _batch(st: Stack, image: Path, n: int, fault) -> dict:
-    """n concurrent /vqa calls; fault() runs once a worker is busy with one of them."""
+def _batch(st: Stack, n: int, fault) -> dict:
+    """n concurrent long /vqa calls (scripts.load_test.run_load); fault() once a worker is busy with one."""
     r = events.connect(st.redis.url)
-    answered, errors, lock = [0], [], threading.Lock()
-
-    def ask(i: int) -> None:
-        try:
-            Client(st.url, verbose=False).predict(handle_file(str(image)), f"Describe every detail ({i}).", [],
-                                                  api_name="/vqa")
-            with lock:
-                answered[0] += 1
-        except Exception as exc:  # noqa: BLE001 - counted, with its message
-            with lock:
-                errors.append(str(exc)[:160])
-
     before = set(r.scan_iter(match=keys.result("*"), count=1000))
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    wait_for(lambda: any(w.state == "busy" for w in events.list_workers(r)), 60, "a busy worker")
-    in_flight = n - sum(1 for k in r.scan_iter(match=keys.result("*"), count=1000) if k not in before)
-    t0 = time.monotonic()
-    fault()
-    for t in threads:
-        t.join(300)
-    new = [k for k in r.scan_iter(match=keys.result("*"), count=1000) if k not in before]
-    attempts = sum(int(r.get(keys.attempts(k.rsplit(":", 1)[-1])) or 0) for k in new)
-    return {"submitted": n, "in_flight_at_fault": in_flight, "answered": answered[0], "failed": len(errors),
-            "lost": n - answered[0] - len(errors),
-            "duplicates": max(0, attempts - len(new)), "after_fault_s": round(time.monotonic() - t0, 1),
-            "errors": errors[:3]}
+    marks: dict = {}
+
+    def timed_fault() -> None:
+        marks["in_flight"] = n - sum(1 for k in r.scan_iter(match=keys.result("*"), count=1000) if k not in before)
+        marks["at"] = time.monotonic()
+        fault()
+
+    rep = run_load(st.url, st.redis.url, n, timeout_s=300, question="Describe every detail ({i}).", fault=timed_fault)
+    return {"submitted": n, "in_flight_at_fault": marks["in_flight"], "answered": rep.answered,
+            "failed": len(rep.failed), "lost": rep.lost, "duplicates": rep.duplicates,
+            "after_fault_s": round(time.monotonic() - marks["at"], 1), "errors": [e[:160] for e in rep.failed[:3]]}
 
 
 def measure(root: Path, model: Path) -> dict:
@@ -102,12 +85,12 @@ def measure(root: Path, model: Path) -> dict:
             st.workers.remove(victim)
             victim.kill()
 
-        rounds = [_batch(st, image, 8, restart) for _ in range(5)]  # a lost broker message is rare: try often
+        rounds = [_batch(st, 8, restart) for _ in range(5)]  # a lost broker message is rare: try often
         out["redis_restart_5x8"] = {k: sum(r[k] for r in rounds) for k in rounds[0] if k != "errors"} | {
             "after_fault_s": max(r["after_fault_s"] for r in rounds),
             "errors": [e for r in rounds for e in r["errors"]]}
-        out["redis_pause_20s_6"] = _batch(st, image, 6, pause)
-        out["worker_kill9_6"] = _batch(st, image, 6, kill)
+        out["redis_pause_20s_6"] = _batch(st, 6, pause)
+        out["worker_kill9_6"] = _batch(st, 6, kill)
         mem0 = int(r.info("memory")["used_memory"])
         try:
             Client(st.url, verbose=False).predict(handle_file(str(image)), "Q?", [["q", "x" * 20_000_000]],
@@ -132,7 +115,7 @@ def table(f: dict) -> str:
             ("`kill -9` обработчика, 6 заданий в работе", f["worker_kill9_6"])]
     lines = [f"Замер {f['date']}: `python -m scripts.faults_report` (локальные процессы, 2 обработчика, тестовая "
              "модель; сырые данные — `bench/results/faults.json`).", "",
-             "| сценарий | отправлено | ответ | сообщение об ошибке | потеряно | выполнено дважды |",
+             "| сценарий | отправлено | ответ | сообщение об ошибке | потеряно | запусков сверх одного |",
              "|---|---|---|---|---|---|"]
     for name, s in rows:
         counts = " | ".join(str(s[k]) for k in ("submitted", "answered", "failed", "lost", "duplicates"))
@@ -140,7 +123,10 @@ def table(f: dict) -> str:
     flood = f["flood_300"]
     growth = max(0.0, f["fat_history_redis_growth_mb"])
     fat = "ответ" if f["fat_history"] == "answered" else "отказ (HTTP 413)" if "413" in f["fat_history"] else "отказ"
-    lines += ["", f"300 вызовов: p50 {fmt.seconds(flood['p50_s'])}, p95 {fmt.seconds(flood['p95_s'])}. История в "
+    lines += ["", "Запуск сверх одного — задание, начатое обработчиком ещё раз (по счётчику попыток); после `kill -9` "
+              "это прерванное задание, которое заново выполнил другой обработчик; ответ у каждого задания один "
+              "(он записывается один раз).", ""]
+    lines += [f"300 вызовов: p50 {fmt.seconds(flood['p50_s'])}, p95 {fmt.seconds(flood['p95_s'])}. История в "
               f"20 млн символов: {fat}, Redis вырос на "
               f"{fmt.number(growth, 2)} МБ. Память веб-процесса после всего — {f['web_rss_mb']} МБ, "
               f"пик Redis — {fmt.number(f['redis_peak_mb'])} МБ. Сообщений очереди, потерянных брокером при обрыве "
@@ -164,8 +150,10 @@ def main() -> int:
     OUT.write_text(json.dumps(figures, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     write_doc(figures)
     print(json.dumps(figures, ensure_ascii=False, indent=1))
-    return 0 if all(figures[k]["lost"] == 0 and figures[k]["duplicates"] == 0
-                    for k in ("flood_300", "redis_restart_5x8", "redis_pause_20s_6", "worker_kill9_6")) else 1
+    # kill -9 interrupts one job mid-generation: it starts once more on the other worker (one extra start).
+    allowed = {"flood_300": 0, "redis_restart_5x8": 0, "redis_pause_20s_6": 0, "worker_kill9_6": 1}
+    return 0 if all(figures[k]["lost"] == 0 and figures[k]["duplicates"] <= extra
+                    for k, extra in allowed.items()) else 1
 
 
 if __name__ == "__main__":

@@ -15,15 +15,16 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 from gradio_client import Client, handle_file
 
-from common import keys
+from common import events, keys
 from scripts import samples
+from scripts.stack import wait_for
 
 
 @dataclass
@@ -68,7 +69,10 @@ def _count(r: redis.Redis, pattern: str) -> list[str]:
     return list(r.scan_iter(match=pattern, count=1000))
 
 
-def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, timeout_s: float = 600) -> LoadReport:
+def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, timeout_s: float = 600,
+             question: str = "Question number {i}: what is shown?", fault=None) -> LoadReport:
+    """n /vqa calls (concurrency at once, default all). fault(): called once, as soon as a worker is busy with one
+    of them (a fault injected mid-load). A call with no outcome after timeout_s counts as lost."""
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     before_results = set(_count(r, keys.result("*")))
     before_attempts = set(_count(r, keys.attempts("*")))
@@ -82,15 +86,22 @@ def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, t
         local.client = client
         t0 = time.perf_counter()
         try:
-            answer = client.predict(handle_file(str(image)), f"Question number {i}: what is shown?", [],
-                                    api_name="/vqa")
+            answer = client.predict(handle_file(str(image)), question.format(i=i), [], api_name="/vqa")
         except Exception as exc:  # noqa: BLE001 - counted as a failure with its message
             return time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
         return time.perf_counter() - t0, None if isinstance(answer, str) else f"not a string: {answer!r}"
 
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency or n) as pool:
-        outcomes = list(pool.map(one, range(n), timeout=timeout_s))
+    pool = ThreadPoolExecutor(max_workers=concurrency or n)
+    try:
+        futures = [pool.submit(one, i) for i in range(n)]
+        if fault is not None:
+            wait_for(lambda: any(w.state == "busy" for w in events.list_workers(r)), 60, "a busy worker")
+            fault()
+        done, _ = wait(futures, timeout=max(0.0, timeout_s - (time.perf_counter() - t0)))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a call still hanging is reported lost, not waited for
+    outcomes = [f.result() for f in futures if f in done]
     wall = time.perf_counter() - t0
     new_results = set(_count(r, keys.result("*"))) - before_results
     new_attempts = set(_count(r, keys.attempts("*"))) - before_attempts

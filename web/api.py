@@ -41,6 +41,11 @@ class Api:
         finally:
             self.h.active.end(session, f"api:{req.job_id}", req.job_id)
 
+    async def answers(self, req, request: gr.Request | None):
+        """stream() as the answer's text: what there is so far (gr.skip() while nothing), then the whole answer."""
+        async for out in self.stream(req, request):
+            yield out if isinstance(out, str) else (out.answer if out is not None else gr.skip())
+
     async def vqa(self, file: str | None, question: str | None, history: object = None,
                   request: gr.Request = None):
         """Вопрос по изображению или видео (MP4). history — JSON-список пар [вопрос, ответ] прошлых реплик
@@ -50,8 +55,8 @@ class Api:
             q = contract.check_question(question, s.max_question_chars)
             turns = contract.trim_history(parse_history(history), s.max_history_turns, s.max_question_chars)
             media = await asyncio.to_thread(self.h.save, file)
-            async for out in self.stream(ChatRequest(media=media, history=turns, question=q), request):
-                yield out.answer if not isinstance(out, str | None) else (out or gr.skip())
+            async for text in self.answers(ChatRequest(media=media, history=turns, question=q), request):
+                yield text
         except Exception as exc:  # noqa: BLE001
             raise self.error(exc) from None
 
@@ -73,7 +78,7 @@ class Api:
         верхнего угла (x1 < x2, y1 < y2). Возвращает описание."""
         try:
             req = await asyncio.to_thread(self.h.region_request, image, box)
-            async for out in self.stream(req, request):
-                yield out.answer if not isinstance(out, str | None) else (out or gr.skip())
+            async for text in self.answers(req, request):
+                yield text
         except Exception as exc:  # noqa: BLE001
             raise self.error(exc) from None

@@ -232,6 +232,17 @@ class JobClient:
         tr.give_up = time.monotonic() + 1  # a worker took it meanwhile, or Redis blinked: look again
         return []
 
+    @staticmethod
+    def _timed_due(tr: Tracker) -> bool:
+        now = time.monotonic()
+        return tr.verify_due(now) or tr.overdue(now)
+
+    def _timed(self, tr: Tracker) -> list[Update]:
+        """The time-driven steps of a follow (they read Redis): look for a lost message, withdraw an overdue job."""
+        if tr.verify_due(time.monotonic()):
+            self.resend_if_lost(tr)
+        return self._overdue(tr) if tr.overdue(time.monotonic()) else []
+
     def follow(self, req: Request, queue_wait_s: float | None = None, client: str | None = None) -> Iterator[Update]:
         """Updates of a submitted job until its result. Closing the generator early stops the job."""
         tr = self._tracker(req, queue_wait_s)
@@ -239,10 +250,8 @@ class JobClient:
         try:
             while not tr.done:
                 yield from tr.feed(sub.get(timeout=0.25))
-                if tr.verify_due(time.monotonic()):
-                    self.resend_if_lost(tr)
-                if tr.overdue(time.monotonic()):
-                    yield from self._overdue(tr)
+                if self._timed_due(tr):
+                    yield from self._timed(tr)
         finally:
             self.watcher.unsubscribe(sub)
             self._end_follow(tr, client)
@@ -258,10 +267,8 @@ class JobClient:
         try:
             while not tr.done:
                 updates = tr.feed(await sub.aget(timeout=0.25))
-                if tr.verify_due(time.monotonic()):
-                    await asyncio.to_thread(self.resend_if_lost, tr)
-                if tr.overdue(time.monotonic()):
-                    updates += await asyncio.to_thread(self._overdue, tr)
+                if self._timed_due(tr):
+                    updates += await asyncio.to_thread(self._timed, tr)
                 if not updates and heartbeat_s is not None and time.monotonic() - last >= heartbeat_s:
                     state = JobState.running if tr.started else JobState.queued
                     updates = [Update(state, text=tr.text, heartbeat=True)]

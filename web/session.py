@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+import anyio
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,6 @@ class SessionGone:
         if scope["type"] != "http" or scope.get("path") != self.PATH:
             await self.app(scope, receive, send)
             return
-        from urllib.parse import parse_qs
-
         session = (parse_qs(scope.get("query_string", b"").decode()).get("session_hash") or [""])[0]
         ended = False
 
@@ -104,8 +105,6 @@ class SessionGone:
                 await self._stop(session)
 
     async def _stop(self, session: str) -> None:
-        import anyio
-
         jobs = self.active.of_session(session)
         if jobs:
             log.info("session %s: event stream closed early, stopping %d job(s)", session[:8], len(jobs))

@@ -3,12 +3,16 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup test ci test-fast test-docker lint run bench samples clean
+.PHONY: setup setup-openvino test ci test-fast test-docker lint run bench samples clean
 
 setup:
 	bash scripts/setup.sh
 
-test: setup
+# The OpenVINO worker's own venv (.venv-ov): MODEL_ENGINE=openvino-int4 / openvino-int8 (docs/engines.md).
+setup-openvino:
+	bash scripts/setup_openvino.sh
+
+test: setup setup-openvino
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest
 

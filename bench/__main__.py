@@ -18,21 +18,22 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import common, table
-from bench.common import RESULTS, WORK, Result
+from bench import machine, results, table
+from bench.harness import WORK
+from bench.results import RESULTS, Result
 
 MEASURES = ["queue_overhead", "openai_overhead", "streaming", "scaling", "video_sampling", "real_size",
-            "prompt_cache", "gpu"]
+            "prompt_cache", "gpu", "cpu_engines", "translation", "s3_store"]
 
 
 def _merge(path: Path, fresh: list[Result], ran: set[str]) -> list[Result]:
     """With --only, keep the other measures' rows from the previous results.json, each with its own metadata."""
     try:
-        old = common.upgrade(json.loads(path.read_text()), MEASURES)
+        old = results.upgrade(json.loads(path.read_text()), MEASURES)
     except (OSError, ValueError, KeyError):
         return fresh
     kept = [Result(**{k: r.get(k) for k in ("name", "value", "unit", "target", "met", "note", "measure")},
-                   details=r.get("details") or {}, meta={k: r[k] for k in common.ROW_META if k in r})
+                   details=r.get("details") or {}, meta={k: r[k] for k in results.ROW_META if k in r})
             for r in old["results"] if r.get("measure") not in ran]
     order = {m: i for i, m in enumerate(MEASURES)}
     return sorted([*kept, *fresh], key=lambda r: order.get(r.measure, len(order)))
@@ -49,19 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     out = args.out or (WORK / "results-quick" if args.quick else RESULTS)
     names = args.only or MEASURES
-    common.WAIT_IDLE_S = args.wait_idle
+    machine.WAIT_IDLE_S = args.wait_idle
 
     mode = "quick" if args.quick else "full"
-    static = {**common.git_state(), "mode": mode, "machine": common.machine()}
-    run_info = {**static, "date": common.utc_now(), "only": args.only, "load_start": common.load_avg()}
-    results: list[Result] = []
+    static = {**machine.git_state(), "mode": mode, "machine": machine.machine()}
+    run_info = {**static, "date": machine.utc_now(), "only": args.only, "load_start": machine.load_avg()}
+    collected: list[Result] = []
     t_all = time.perf_counter()
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
-        common.wait_idle()
-        calib = common.calibrate()
+        machine.wait_idle()
+        calib = machine.calibrate()
         t0 = time.perf_counter()
-        with common.LoadMonitor() as monitor:
+        with machine.LoadMonitor() as monitor:
             try:
                 rows = importlib.import_module(f"bench.{name}").run(quick=args.quick)
             except Exception as exc:  # noqa: BLE001 - one failed measure must not lose the others
@@ -72,22 +73,23 @@ def main(argv: list[str] | None = None) -> int:
             r.measure = name
             # The measure's own metadata (a part of it, or its processes' torch threads) wins over the whole's.
             r.meta = {**static, "torch_threads": static["machine"]["torch_threads"], **measured, **r.meta}
-            if common.disturbed(r.meta) and "занята" not in r.note:
+            if results.disturbed(r.meta) and "занята" not in r.note:
                 r.note += " · машина была занята другими процессами"
         if rows:
             rows[0].details = {**rows[0].details, "seconds": round(time.perf_counter() - t0, 1)}
         print(f"   {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-        results += rows
+        collected += rows
     run_info["wall_s"] = round(time.perf_counter() - t_all)
-    run_info["load_end"] = common.load_avg()
-    if args.only:
-        results = _merge(out / "results.json", results, set(names))
-    json_path, md_path = common.write(results, run_info, out)
+    run_info["load_end"] = machine.load_avg()
+    # The rows of measures that gave none here (not asked for with --only; gpu on a machine without CUDA) stay
+    # as their own runs recorded them.
+    collected = _merge(out / "results.json", collected, {r.measure for r in collected})
+    json_path, md_path = table.write(collected, run_info, out)
     if out.resolve() == RESULTS.resolve():
         for doc in table.update_docs(json_path):
             print(f"updated {doc}", file=sys.stderr)
     print()
-    common.print_table(results)
+    results.print_table(collected)
     print(f"\n{json_path}\n{md_path}\n{run_info['wall_s']} s")
     return 0
 

@@ -14,9 +14,11 @@ import logging
 import time
 from pathlib import Path
 
-from bench.common import TEST_MODEL, Result, put_media, stack, summary_ms
+from bench.harness import TEST_MODEL, put_media, stack
 from bench.queue_overhead import QUESTION, _image, via_api, via_jobclient
+from bench.results import Result, summary_ms
 from common import events
+from common.schemas import JobStatus
 from scripts.stack import Stack
 
 NAME = "openai_overhead"
@@ -39,7 +41,7 @@ def _timed(stack: Stack, n: int, call) -> tuple[list[float], list[float], list[f
         job, ttfc = call()
         dt = time.perf_counter() - t0
         res = events.get_result(rc, job)
-        assert res is not None and res.status == "ok", res
+        assert res is not None and res.status == JobStatus.ok, res
         if i >= 3:  # warm-up
             e2e.append(dt)
             proc.append(res.processing_s)
@@ -134,7 +136,7 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    from bench.common import standalone
+    from bench.harness import standalone
 
     logging.basicConfig(level=logging.WARNING)
     standalone(run, takes_n=True)

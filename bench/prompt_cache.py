@@ -1,4 +1,4 @@
-"""The conversation prompt cache (worker/prompt_cache.py): what a follow-up question saves, whether it changes
+"""The conversation prompt cache (worker/model/prompt_cache.py): what a follow-up question saves, whether it changes
 the answer, how often the queue gets a follow-up to the worker holding the cache, and what the cache costs in
 memory.
 
@@ -7,7 +7,7 @@ memory.
    about an 8-frame video, once with the prompt cache at its default bound and once with it off
    (PROMPT_CACHE_MB=0: the same Runtime, its cache swapped for an empty one), the uncached run first (it also
    warms each shape). Both runs get the same history (the uncached run's answers), so each turn's prompt is
-   the same token for token. TTFT = Prediction.first_token_at − start; the ratio is the slower follow-up
+   the same token for token. TTFT = JobResult.first_token_at − start; the ratio is the slower follow-up
    over the first turn (a full prefill in both runs: the smaller of the two). Tokens are compared per turn
    (generated ids); bf16 on the CPU may differ slightly, because the cached prefix was computed in a pass of
    another length (other blocking of the matmuls).
@@ -31,8 +31,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, WORK, LoadMonitor, Result, calibrate, put_media, stack, wait_idle
+from bench.harness import WORK, put_media, stack
+from bench.machine import LoadMonitor, calibrate, wait_idle
 from bench.real_size import ensure_model, media_files, model_dir, warm_page_cache
+from bench.results import ROOT, Result
+from common.schemas import JobStatus
+from scripts import jobs
 
 NAME = "prompt_cache"
 NEW_TOKENS = 16
@@ -60,7 +64,7 @@ def _conversation(rt, media: str, path: Path, history_from: list[str] | None, ca
         req = ChatRequest(media=ref, question=question, history=history, conversation=name or f"bench-{media}",
                           max_new_tokens=first_tokens if i == 0 and first_tokens else None)
         start = time.time()
-        pred = rt.predict(req, path, started_at=start)
+        pred = rt.predict(req, path)
         end = time.time()
         ft = pred.first_token_at or end
         out.append({"ttft_s": round(ft - start, 3), "total_s": round(end - start, 3),
@@ -74,7 +78,7 @@ def _conversation(rt, media: str, path: Path, history_from: list[str] | None, ca
 
 def _compare(rt, media: str, path: Path, capture) -> dict:
     """The conversation without the cache, then with it (the same history): TTFT and tokens per turn."""
-    from worker.prompt_cache import PromptCache
+    from worker.model.prompt_cache import PromptCache
 
     cache = rt.cache
     rt.cache = PromptCache(0)
@@ -107,9 +111,9 @@ def _first_diff(a: list[int], b: list[int]) -> int | None:
 def capture_generated():
     """Patch the worker's generation for a bench child: no cycle cut (random weights loop), and the returned
     class's .last is the TextSoFar of the last job (its generated ids)."""
-    from worker import generation
+    from worker.model import generation, ov_generation
 
-    generation.find_cycle = lambda *a, **k: None
+    generation.find_cycle = lambda *a, **k: None  # the OpenVINO loop checks through generation.Stop too
 
     class Capture(generation.TextSoFar):
         last = None
@@ -118,23 +122,24 @@ def capture_generated():
             super().__init__(*a, **k)
             Capture.last = self
 
-    generation.TextSoFar = Capture
+    generation.TextSoFar = ov_generation.TextSoFar = Capture
     return Capture
 
 
-def child(size: str, media_kinds: list[str]) -> dict:
+def child(size: str, media_kinds: list[str], engine: str = "torch") -> dict:
     import torch
 
     from common.settings import Settings
-    from worker import device
     from worker import runtime as rt_mod
+    from worker.model import device
 
     Capture = capture_generated()
     image, video = media_files()
     s = Settings(_env_file=None, smolvlm2_model_id=str(model_dir(size)), model_device="cpu", model_dtype="bfloat16",
                  image_splitting="off", video_max_frames=VIDEO_FRAMES, max_new_tokens=NEW_TOKENS,
                  prompt_cache_mb=device.CPU_PROMPT_CACHE_MB, hf_hub_offline=True, media_dir=WORK / "media",
-                 job_time_limit=900)
+                 job_time_limit=900, model_engine=engine,
+                 hf_home=str(WORK / "hf-openvino") if engine.startswith("openvino") else None)
     rt = rt_mod.Runtime(s)
     t0 = time.perf_counter()
     assert rt.setup(), rt.load_error
@@ -151,7 +156,7 @@ def child(size: str, media_kinds: list[str]) -> dict:
             rt.cache.drop(conversation="bench-short")
             out["media"][media]["short_answer_follow_up"] = {
                 k: short[1][k] for k in ("ttft_s", "prompt_tokens", "cached_tokens", "new_tokens")}
-    if size == "256M" and "image" in media_kinds:
+    if size == "256M" and "image" in media_kinds and engine == "torch":
         # The same check in fp32: a difference there would be the cache's, not bf16 rounding's.
         del rt
         rt32 = rt_mod.Runtime(s.model_copy(update={"model_dtype": "float32"}))
@@ -161,8 +166,11 @@ def child(size: str, media_kinds: list[str]) -> dict:
     return out
 
 
-def _run_child(size: str, media_kinds: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.prompt_cache", "--child", size, ",".join(media_kinds)],
+def _run_child(size: str, media_kinds: list[str], engine: str = "torch") -> dict:
+    """One model's 3-turn conversations in a fresh process; engine: MODEL_ENGINE (bench/cpu_engines.py: torch-int8,
+    openvino-int4 / -int8 in the OpenVINO venv, exported once into bench/work/hf-openvino)."""
+    python = ROOT / ".venv-ov" / "bin" / "python" if engine.startswith("openvino") else Path(sys.executable)
+    out = subprocess.run([str(python), "-m", "bench.prompt_cache", "--child", size, ",".join(media_kinds), engine],
                          cwd=ROOT, capture_output=True, text=True, timeout=1800,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if out.returncode != 0:
@@ -283,7 +291,7 @@ async def _one_conversation(client, ref, i: int, questions: list[str], log: list
         async for upd in client.afollow(req):
             if upd.result is not None:
                 result = upd.result
-        assert result is not None and result.status == "ok", result
+        assert result is not None and result.status == JobStatus.ok, result
         log.append({"conversation": i, "turn": turn + 1, "queue": queue, "route": reason, "worker": result.worker,
                     "cached_tokens": result.cached_tokens, "prompt_tokens": result.prompt_tokens,
                     "ttft_s": round(result.first_token_at - result.started_at, 3) if result.first_token_at else None,
@@ -355,9 +363,9 @@ def _fill(st, client, max_jobs: int, turns: int) -> dict:
             client.submit(req, queue=queue)
             reqs.append((name, req))
         for _, req in reqs:
-            for upd in client.follow(req):
+            for upd in jobs.follow(client, req):
                 if upd.result is not None:
-                    assert upd.result.status == "ok", upd.result
+                    assert upd.result.status == JobStatus.ok, upd.result
         time.sleep(1.5)  # a heartbeat (every 0.5 s) with the new cache size
         beats = _heartbeats(st)
         for name, _ in reqs:
@@ -373,7 +381,7 @@ def _fill(st, client, max_jobs: int, turns: int) -> dict:
 
 def _stack_run(label: str, model: Path, refs_images: list[Path], questions: list[str], cache_mb: str,
                fill: int = 0, fill_turns: int = 0) -> dict:
-    from web.jobs import JobClient
+    from web.queue.client import JobClient
 
     with stack(f"prompt-cache-{label}", model, workers=2, TORCH_THREADS="1", MAX_NEW_TOKENS=str(STACK_TOKENS),
                JOB_TIME_LIMIT="600", PROMPT_CACHE_MB=cache_mb, IMAGE_SPLITTING="off") as st:
@@ -414,7 +422,7 @@ def _median_ttft(log: list[dict], follow_up: bool) -> float | None:
 
 def stack_rows(quick: bool) -> list[Result]:
     from common.queue import QUEUE
-    from worker.device import CPU_PROMPT_CACHE_MB
+    from worker.model.device import CPU_PROMPT_CACHE_MB
 
     n = 8 if quick else CONVERSATIONS
     cache_mb = 64 if quick else CPU_PROMPT_CACHE_MB  # quick: a small bound, filled in seconds
@@ -493,9 +501,9 @@ def run(quick: bool = False) -> list[Result]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], sys.argv[3].split(","))))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], sys.argv[3].split(","), *sys.argv[4:])))
     else:
-        from bench.common import standalone
+        from bench.harness import standalone
 
         standalone(run)

@@ -12,9 +12,12 @@ import logging
 import time
 from pathlib import Path
 
-from bench.common import TEST_MODEL, WORK, Result, put_media, stack, summary_ms
 from bench.gradio_http import GradioHTTP
+from bench.harness import TEST_MODEL, WORK, put_media, stack
+from bench.results import Result, summary_ms
 from common import events, keys
+from common.schemas import JobStatus
+from scripts import jobs
 from scripts.stack import Stack
 
 NAME = "queue_overhead"
@@ -35,7 +38,7 @@ def _image() -> Path:
 def in_process(settings, ref, n: int) -> list[float]:
     """The baseline: Runtime.predict in this process, the same request n times."""
     from common.schemas import ChatRequest
-    from common.storage import store_from_settings
+    from common.store import store_from_settings
     from worker.runtime import Runtime
 
     rt = Runtime(settings)
@@ -54,16 +57,16 @@ def in_process(settings, ref, n: int) -> list[float]:
 def via_jobclient(settings, ref, n: int) -> tuple[list[float], list[float]]:
     """(end-to-end, worker processing) seconds per job through JobClient.run."""
     from common.schemas import ChatRequest
-    from web.jobs import JobClient
+    from web.queue.client import JobClient
 
     client = JobClient(settings)
     e2e, proc = [], []
     for i in range(n + 3):
         req = ChatRequest(media=ref, question=QUESTION)
         t0 = time.perf_counter()
-        res = client.run(req)
+        res = jobs.run(client, req)
         dt = time.perf_counter() - t0
-        assert res.status == "ok", res.error
+        assert res.status == JobStatus.ok, res.error
         if i >= 3:
             e2e.append(dt)
             proc.append(res.processing_s)
@@ -179,7 +182,7 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    from bench.common import standalone
+    from bench.harness import standalone
 
     logging.basicConfig(level=logging.WARNING)
     standalone(run, takes_n=True)

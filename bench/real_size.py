@@ -26,7 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT, WORK, LoadMonitor, Result, calibrate, peak_rss_mb, wait_idle
+from bench.harness import WORK
+from bench.machine import LoadMonitor, calibrate, peak_rss_mb, wait_idle
+from bench.results import ROOT, Result
 
 NAME = "real_size"
 MODELS = WORK / "models"
@@ -115,7 +117,7 @@ def _reset_peak() -> None:
 
 def _job(rt, req, path) -> dict:
     start = time.time()
-    pred = rt.predict(req, path, started_at=start)
+    pred = rt.predict(req, path)
     end = time.time()
     ft = pred.first_token_at or end
     n = pred.generated_tokens
@@ -132,8 +134,8 @@ def child(configs: list[Config]) -> list[dict]:
 
     from common.schemas import ChatRequest, MediaKind, MediaRef
     from common.settings import Settings
-    from worker import generation
     from worker import runtime as rt_mod
+    from worker.model import generation
 
     generation.find_cycle = lambda *a, **k: None  # random weights loop; decode a fixed number of tokens
     warm_up, timings = rt_mod.Runtime.warm_up, {}
@@ -261,6 +263,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         print(json.dumps(child([Config(**c) for c in json.loads(sys.argv[2])])))
     else:
-        from bench.common import standalone
+        from bench.harness import standalone
 
         standalone(run)

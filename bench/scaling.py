@@ -8,8 +8,12 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.common import WORK, Result, busy_processes, put_media, stack
+from bench.harness import WORK, put_media, stack
+from bench.machine import busy_processes
 from bench.real_size import ensure_model
+from bench.results import Result
+from common.schemas import JobStatus
+from scripts import jobs
 
 NAME = "scaling"
 NEW_TOKENS = 8
@@ -25,11 +29,11 @@ def _batch(client, ref, n: int) -> tuple[float, list]:
         client.submit(r)
     results = []
     for r in reqs:
-        for upd in client.follow(r):
+        for upd in jobs.follow(client, r):
             if upd.result is not None:
                 results.append(upd.result)
     wall = time.perf_counter() - t0
-    bad = [r.error for r in results if r.status != "ok"]
+    bad = [r.error for r in results if r.status != JobStatus.ok]
     assert not bad, bad
     # Throughput from the workers' own clocks (first start → last finish): the client's submit and
     # result polling at the edges are not the workers' capacity.
@@ -39,7 +43,7 @@ def _batch(client, ref, n: int) -> tuple[float, list]:
 
 def run(quick: bool = False, n: int | None = None) -> list[Result]:
     from scripts import samples
-    from web.jobs import JobClient
+    from web.queue.client import JobClient
 
     n = n or (4 if quick else 12)
     model = ensure_model("256M")
@@ -49,7 +53,7 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
         samples.scene_image(image, (640, 480))
     rates, per_worker, busy = {}, {}, []
     # PROMPT_CACHE_MB=0: the same question about the same picture would be a cache hit after the first, and
-    # every job would be routed to the worker holding it (web/jobs.py JobClient.route) — not compute scaling.
+    # every job would be routed to the worker holding it (web/queue/client.py JobClient.route) — not compute scaling.
     with stack("scaling", model, workers=1, MAX_NEW_TOKENS=str(NEW_TOKENS), TORCH_THREADS="1",
                JOB_TIME_LIMIT="600", PROMPT_CACHE_MB="0") as st:
         settings = st.settings_for(max_new_tokens=NEW_TOKENS, queue_wait_timeout=120)
@@ -79,6 +83,6 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    from bench.common import standalone
+    from bench.harness import standalone
 
     standalone(run)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 
-from bench.common import TEST_MODEL, Result, put_media, stack, summary_ms
 from bench.gradio_http import GradioHTTP, text_of
+from bench.harness import TEST_MODEL, put_media, stack
 from bench.queue_overhead import _image, _new_results, _next_result
+from bench.results import Result, summary_ms
 from common import events
+from common.schemas import EventType, JobState
+from scripts import jobs
 from scripts.stack import Stack
 
 NAME = "streaming"
@@ -24,7 +27,7 @@ BOX = "10,10,200,200"
 
 def _first_partial_t(rc, job_id: str) -> float | None:
     for ev in events.read_events(rc, job_id, "0", block_ms=None):
-        if ev.type == "partial":
+        if ev.type == EventType.partial:
             return ev.t
     return None
 
@@ -50,7 +53,7 @@ def via_ui(stack: Stack, n: int) -> list[dict]:
 
 def via_jobclient(stack: Stack, n: int) -> list[dict]:
     from common.schemas import Box, RegionRequest
-    from web.jobs import JobClient
+    from web.queue.client import JobClient
 
     settings = stack.settings_for(max_new_tokens=MAX_NEW_TOKENS, queue_wait_timeout=120)
     client = JobClient(settings)
@@ -60,8 +63,8 @@ def via_jobclient(stack: Stack, n: int) -> list[dict]:
         req = RegionRequest(media=ref, box=Box(x1=10, y1=10, x2=200, y2=200))
         client.submit(req)
         first, res = None, None
-        for upd in client.follow(req):
-            if upd.state == "running" and upd.text.strip() and first is None:
+        for upd in jobs.follow(client, req):
+            if upd.state == JobState.running and upd.text.strip() and first is None:
                 first = time.time()
             if upd.result is not None:
                 res = upd.result
@@ -104,6 +107,6 @@ def run(quick: bool = False, n: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    from bench.common import standalone
+    from bench.harness import standalone
 
     standalone(run, takes_n=True)

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.common import RESULTS, ROOT, disturbed, fmt, upgrade
+from bench.results import RESULTS, ROOT, Result, disturbed, fmt, row_dict, upgrade
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 DOCS = ROOT / "docs" / "bench.md"
@@ -99,7 +99,7 @@ def full_table(payload: dict) -> str:
         "и хеш диффа — в results.json, поля `dirty_files`, `diff_sha1`); «?» — неизвестно (строка старого "
         "формата). Режим: full — `make bench`, quick — `--quick`. Машина: метка из списка ниже, потоки torch "
         "процессов, которые считали (п.), и скорость машины перед измерением (ГФ — bf16 matmul 2048², ГФЛОП/с, "
-        "`bench.common.calibrate`: на этой виртуальной машине она меняется до двух раз без видимой нагрузки). "
+        "`bench.machine.calibrate`: на этой виртуальной машине она меняется до двух раз без видимой нагрузки). "
         "Нагрузка — наибольший loadavg за 1 мин во время измерения / ядра "
         "(сам бенчмарк на двух ядрах даёт до ~2); steal — доля CPU, которую гипервизор отдал другим "
         "виртуальным машинам (в loadavg её не видно), показана от 2 %; «+» — другие процессы занимали в среднем "
@@ -140,6 +140,17 @@ def results_md(payload: dict) -> str:
         f"{run.get('mode', '?')}{only}, {run.get('wall_s', '?')} с.", "",
         full_table(payload), "",
     ])
+
+
+def write(results: list[Result], info: dict, out_dir: Path = RESULTS) -> tuple[Path, Path]:
+    """results.json (every row with its own commit, date, machine, load) and results.md generated from it
+    (results_md; update_docs regenerates the docs' copies: `python -m bench.table`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"last_run": info, "results": [row_dict(r) for r in results]}
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    md_path.write_text(results_md(payload))
+    return json_path, md_path
 
 
 def replace_block(text: str, block: str) -> str | None:

@@ -2,12 +2,12 @@
 Runtime in fresh processes, one factor changed at a time — page cache (cold: `echo 3 >
 /proc/sys/vm/drop_caches` before the process, needs root; warm: the weight files read first), the warm-up
 (none / the old bench's tiny 64×48 image / Runtime.warm_up), torch threads (1 / 2), the oneDNN switch for
-the decode steps (worker/generation.py), a competing busy process (one core spinning), and the weights copied
+the decode steps (worker/model/generation.py), a competing busy process (one core spinning), and the weights copied
 out of the memory-mapped safetensors file (a bf16 checkpoint loaded in bf16 is used from the file as is).
 
 Each configuration: a fresh subprocess, model load, the warm-up, then three identical measured jobs (the first
 one shows what a first question costs, the others the steady state), with the machine's speed
-(bench.common.calibrate) before and after, and the other processes busy meanwhile; a configuration that other
+(bench.machine.calibrate) before and after, and the other processes busy meanwhile; a configuration that other
 processes disturbed is run again (--retries). Not part of `python -m bench` (~10 minutes on 2 cores on an idle
 machine); docs/bench.md («Воспроизводимость») quotes it; rows are appended to bench/work/ttft_factors.jsonl.
 
@@ -24,8 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import common
-from bench.common import ROOT, WORK, LoadMonitor, load_avg
+from bench import machine
+from bench.harness import WORK
+from bench.machine import LoadMonitor, load_avg
+from bench.results import ROOT
 
 BASE = {"cache": "warm", "warmup": "runtime", "threads": 2, "onednn_switch": True, "busy": False}
 CONFIGS = {
@@ -67,8 +69,8 @@ def child(cfg: dict) -> dict:
     from common.schemas import ChatRequest, MediaKind, MediaRef
     from common.settings import Settings
     from scripts import samples
-    from worker import generation
     from worker import runtime as rt_mod
+    from worker.model import generation
 
     rt_mod.find_cycle = lambda *a, **k: None
     generation.find_cycle = lambda *a, **k: None
@@ -106,7 +108,7 @@ def child(cfg: dict) -> dict:
     for _ in range(3):
         stamps: list[float] = []
         start = time.time()
-        pred = rt.predict(req, image, started_at=start, on_text=lambda _t, _n, s=stamps: s.append(time.time()))
+        pred = rt.predict(req, image, on_text=lambda _t, _n, s=stamps: s.append(time.time()))
         end = time.time()
         ft = pred.first_token_at
         steps = [round(b - a, 3) for a, b in itertools.pairwise(stamps)]
@@ -149,7 +151,7 @@ def run_one(name: str, cfg: dict) -> dict:
     burner = None
     if cfg["busy"]:
         burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    calib0 = common.calibrate()
+    calib0 = machine.calibrate()
     la0 = load_avg()
     try:
         with LoadMonitor() as mon:
@@ -164,7 +166,7 @@ def run_one(name: str, cfg: dict) -> dict:
         raise RuntimeError(out.stderr[-3000:])
     row = {"name": name, "config": cfg, **note, **json.loads(out.stdout.strip().splitlines()[-1]),
            "load_avg_before": la0, "load_avg_after": load_avg(), "other_busy": mon.report(),
-           "busy_cores": mon.busy_cores(), "calib_before": calib0, "calib_after": common.calibrate()}
+           "busy_cores": mon.busy_cores(), "calib_before": calib0, "calib_after": machine.calibrate()}
     return row
 
 
@@ -185,11 +187,11 @@ def main() -> int:
     from bench.real_size import ensure_model
 
     ensure_model(args.size)
-    common.WAIT_IDLE_S = args.wait_idle
+    machine.WAIT_IDLE_S = args.wait_idle
     for name in args.only or list(CONFIGS):
         cfg = {**BASE, **CONFIGS[name], "size": args.size, "tokens": args.tokens}
         for attempt in range(args.retries + 1):
-            common.wait_idle()
+            machine.wait_idle()
             row = {**run_one(name, cfg), "attempt": attempt}
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,4 +1,4 @@
-"""Video sampling: the worker's PyAV sampler (worker/video.py decode_video, seeking near each target time)
+"""Video sampling: the worker's PyAV sampler (worker/media/video.py decode_video, seeking near each target time)
 against decoding every frame (a naive PyAV loop that converts only the sampled frames), on a 10-minute 720p
 H.264 mp4 with a 2-second GOP made by scripts/samples.video (cached under bench/work/media/).
 
@@ -16,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, WORK, Result, peak_rss_mb
+from bench.harness import WORK
+from bench.machine import peak_rss_mb
+from bench.results import ROOT, Result
 
 NAME = "video_sampling"
 SECONDS, FPS, SIZE, GOP = 600, 25, (1280, 720), 50
@@ -42,7 +44,7 @@ def long_video() -> Path:
 
 
 def sampler(path: Path, frames: int) -> int:
-    from worker import video as media
+    from worker.media import video as media
 
     out = media.decode_video(path, target_fps=TARGET_FPS, max_frames=frames, max_seconds=10 * SECONDS,
                              longest_edge=LONGEST_EDGE)
@@ -53,7 +55,7 @@ def naive(path: Path, frames: int) -> int:
     """Decode every frame in order; convert (and scale) only those at the sampler's indices."""
     import av
 
-    from worker import video as media
+    from worker.media import video as media
 
     kept = []
     with av.open(str(path)) as container:
@@ -92,7 +94,7 @@ def _run_child(mode: str, path: Path, frames: int) -> dict:
 
 def baseline_rss() -> float:
     """Peak RSS of a child that only imports what the sampler imports (the floor of both measurements)."""
-    code = "import av, numpy, worker.media, bench.common as c; print(c.peak_rss_mb())"
+    code = "import av, numpy, worker.media.image, bench.machine as m; print(m.peak_rss_mb())"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          check=True)
     return float(out.stdout.strip())
@@ -130,6 +132,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
     else:
-        from bench.common import standalone
+        from bench.harness import standalone
 
         standalone(run)

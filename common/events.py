@@ -8,12 +8,15 @@ import time
 from dataclasses import dataclass
 
 import redis
+from kombu.exceptions import OperationalError
 
 from common import keys, metrics
-from common.schemas import EventType, JobResult, WorkerInfo
+from common.schemas import EventType, JobResult, JobStatus, WorkerInfo
 
 STREAM_TTL_S = 3600
 STREAM_MAXLEN = 64
+# What Redis being away raises: redis-py's errors, kombu's when Celery sends a message, the socket's own.
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, OSError)
 
 
 def connect(url: str, max_connections: int = 32) -> redis.Redis:
@@ -34,17 +37,24 @@ class JobEvent:
     tokens: int
     t: float
     result: str = ""  # done: the JobResult as JSON
+    # partial: how much of text will not change any more (a translated answer's finished sentences; the rest is
+    # the English still being written); None: all of it may only grow (an untranslated answer).
+    stable: int | None = None
 
 
 def parse_entry(entry_id: str, f: dict) -> JobEvent:
+    stable = f.get("stable")
     return JobEvent(entry_id, f.get("type", ""), f.get("text", ""), int(f.get("tokens", 0) or 0),
-                    float(f.get("t", 0) or 0), f.get("result", ""))
+                    float(f.get("t", 0) or 0), f.get("result", ""), int(stable) if stable not in (None, "") else None)
 
 
-def add_event(client: redis.Redis, job_id: str, type_: EventType, text: str = "", tokens: int = 0) -> None:
+def add_event(client: redis.Redis, job_id: str, type_: EventType, text: str = "", tokens: int = 0,
+              stable: int | None = None) -> None:
+    fields = {"type": str(type_), "text": text, "tokens": tokens, "t": f"{time.time():.6f}"}
+    if stable is not None:
+        fields["stable"] = stable
     pipe = client.pipeline()
-    pipe.xadd(keys.events(job_id), {"type": str(type_), "text": text, "tokens": tokens, "t": f"{time.time():.6f}"},
-              maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.xadd(keys.events(job_id), fields, maxlen=STREAM_MAXLEN, approximate=True)
     pipe.expire(keys.events(job_id), STREAM_TTL_S)
     pipe.execute()
 
@@ -78,7 +88,8 @@ def finish(client: redis.Redis, result: JobResult, result_ttl: int) -> bool:
     False when the job had already ended."""
     payload = result.model_dump_json()
     incr = metrics.for_result(result)
-    processing = f"{result.processing_s:.3f}" if result.processing_s is not None and result.status == "ok" else ""
+    timed = result.processing_s is not None and result.status == JobStatus.ok  # queue time estimates: answers only
+    processing = f"{result.processing_s:.3f}" if timed else ""
     args = [payload, result_ttl, STREAM_TTL_S, result.job_id, f"{time.time():.6f}", processing]
     for k, v in incr.items():
         args += [k, v]

@@ -41,6 +41,12 @@ def attempts(job_id: str) -> str:
     return job(job_id, "attempts")
 
 
+def claim(job_id: str) -> str:
+    """The token of the claim that counted the last attempt: the same claim sent again (a retry after a timeout,
+    while the first copy still waited in the server's socket) is no new attempt."""
+    return job(job_id, "claim")
+
+
 def watchers(job_id: str) -> str:
     """Renewed while a web process follows the job; a queued job nobody follows any more is not run."""
     return job(job_id, "watched")
@@ -69,3 +75,8 @@ def recent(kind: str) -> str:
 def affinity(media: str) -> str:
     """The worker that last answered about this media and may hold its prompt cache."""
     return f"{PREFIX}:affinity:{media}"
+
+
+def original(digest: str) -> str:
+    """The model's own English behind a text shown translated (sha1 of the shown text): common.originals."""
+    return f"{PREFIX}:original:{digest}"

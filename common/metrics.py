@@ -1,10 +1,10 @@
 """Prometheus metrics kept in Redis: whoever ends a job (common.events.finish) adds its counts to one hash in
 the same atomic step, so every job is counted exactly once whatever the number of workers or web restarts.
-The web exports the hash (web/metrics.py). Field names: '<metric>|<kind>|<label or bucket>'."""
+The web exports the hash (web/http/metrics.py). Field names: '<metric>|<kind>|<label or bucket>'."""
 
 from __future__ import annotations
 
-from common.schemas import JobKind, JobResult
+from common.schemas import JobResult
 
 BUCKETS: dict[str, tuple[float, ...]] = {
     "job_wait_seconds": (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
@@ -50,7 +50,3 @@ def for_result(result: JobResult) -> dict[str, float]:
     if result.first_token_at is not None and result.queued_at is not None:
         observe(incr, "time_to_first_token_seconds", kind, result.first_token_at - result.queued_at)
     return incr
-
-
-def rejected(kind: JobKind | str) -> dict[str, float]:
-    return {field("jobs_total", str(kind), REJECTED): 1}

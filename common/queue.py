@@ -30,14 +30,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         # No task_soft_time_limit / task_time_limit: the solo pool does not enforce them. JOB_TIME_LIMIT is
         # enforced by the worker itself: checked between generated tokens and while decoding media
-        # (worker.runtime), and past the hard limit the liveness watchdog ends the process (worker.liveness).
+        # (worker.runtime), and past the hard limit the liveness watchdog ends the process (worker.job.liveness).
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         # Fail fast when Redis is away: the web says so in Russian instead of hanging.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         broker_transport_options={
             # Safety net above the hard limit, so a running job is never handed out twice;
-            # a dead worker's job is restored much sooner by the liveness reaper (worker/liveness.py).
+            # a dead worker's job is restored much sooner by the liveness reaper (worker/job/liveness.py).
             "visibility_timeout": s.job_hard_time_limit + 60,
             "unacked_restore_interval": 5,
             "unacked_restore_throttle": 1,

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
 
+from common.errors import ErrorCode
+
 
 class MediaKind(StrEnum):
     image = "image"
@@ -65,7 +67,7 @@ class MediaRef(BaseModel):
     @field_validator("path")
     @classmethod
     def _relative(cls, v: str) -> str:
-        # The full check (symlinks included) is common.storage.MediaStore.resolve.
+        # The full check (symlinks included) is common.store.MediaStore.resolve.
         if v.startswith(("/", "\\")) or ".." in v.replace("\\", "/").split("/") or "\x00" in v:
             raise ValueError("media path must be relative to MEDIA_DIR")
         return v
@@ -74,6 +76,9 @@ class MediaRef(BaseModel):
 class Turn(BaseModel):
     question: str
     answer: str
+    # True: exactly what the model saw and wrote (its English, when answers are translated): never translated again.
+    # False (an API caller's history as shown to it): a turn with Cyrillic is translated ru→en for the model.
+    original: bool = False
 
 
 class Box(BaseModel):
@@ -100,10 +105,11 @@ class _Request(BaseModel):
     job_id: str = Field(default_factory=new_job_id, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     queued_at: float = Field(default_factory=time.time)
     max_new_tokens: int | None = Field(default=None, ge=1)
+    answer_language: Literal["ru", "en"] | None = None  # None: the worker's ANSWER_LANGUAGE (OCR is never translated)
 
 
 class ChatRequest(_Request):
-    kind: Literal["chat"] = "chat"
+    kind: Literal[JobKind.chat] = JobKind.chat
     media: MediaRef
     history: list[Turn] = Field(default_factory=list)
     question: str = Field(min_length=1)
@@ -111,12 +117,12 @@ class ChatRequest(_Request):
 
 
 class OcrRequest(_Request):
-    kind: Literal["ocr"] = "ocr"
+    kind: Literal[JobKind.ocr] = JobKind.ocr
     media: MediaRef
 
 
 class RegionRequest(_Request):
-    kind: Literal["region"] = "region"
+    kind: Literal[JobKind.region] = JobKind.region
     media: MediaRef
     box: Box
 
@@ -143,9 +149,15 @@ class JobResult(BaseModel):
     status: JobStatus
     answer: str = ""
     error: str | None = None  # Russian, for the user
-    error_code: str | None = None  # what kind of error (common.errors: UserError.code; "internal", "no_worker")
+    error_code: ErrorCode | None = None  # what kind of error, for API callers
     truncated: bool = False  # the answer stopped at MAX_NEW_TOKENS (or the request's max_new_tokens)
     cached_tokens: int = 0  # prompt tokens taken from the worker's prompt cache instead of computed
+    # Translation (worker/translate/): the answer above is Russian, the model's own English is answer_en; the model
+    # was asked question_en. None when nothing was translated (OCR, English asked). A Russian note when translation
+    # could not be done (the answer is then English).
+    answer_en: str | None = None
+    question_en: str | None = None
+    translation_note: str | None = None
     model_id: str = ""
     device: str = ""
     dtype: str = ""

@@ -6,6 +6,10 @@ here, padded with unreachable filler tokens to the real base vocabulary (49152) 
 sits at its real id. The result loads with AutoProcessor / AutoModelForImageTextToText.from_pretrained.
 
     python scripts/build_test_model.py OUT_DIR [--size tiny|256M|500M|2.2B] [--seed N] [--dtype float32|bfloat16]
+                                               [--device cpu|cuda]
+
+--device cuda initialises the weights on the GPU (seconds instead of minutes for the 2.2B); the saved files are
+the same kind either way, but random numbers differ between devices, so the build info records the device.
 """
 
 from __future__ import annotations
@@ -169,7 +173,7 @@ def build_processor(size: str, image_seq_len: int, work: Path):
     )
 
 
-def build_model(size: str, seed: int, dtype: str):
+def build_model(size: str, seed: int, dtype: str, device: str = "cpu"):
     import torch
     from transformers import GenerationConfig, SmolVLMConfig, SmolVLMForConditionalGeneration
 
@@ -194,7 +198,8 @@ def build_model(size: str, seed: int, dtype: str):
         pad_token_id=2,
     )
     torch.manual_seed(seed)
-    model = SmolVLMForConditionalGeneration(config).to(getattr(torch, dtype)).eval()
+    with torch.device(device):
+        model = SmolVLMForConditionalGeneration(config).to(getattr(torch, dtype)).eval()
     gen = json.loads((DATA_DIR / ref_name / "generation_config.json").read_text())
     model.generation_config = GenerationConfig(**{k: gen[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")})
     return model
@@ -207,12 +212,14 @@ def _is_built(out_dir: Path, info: dict) -> bool:
         return False
 
 
-def build(out_dir: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32") -> Path:
+def build(out_dir: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32", device: str = "cpu") -> Path:
     """Build the model into out_dir (skipped if an identical build is already there); returns out_dir."""
     if size not in ARCH:
         raise ValueError(f"unknown size {size!r}; choose from {', '.join(ARCH)}")
     out_dir = Path(out_dir)
     info = {"script_version": SCRIPT_VERSION, "size": size, "seed": seed, "dtype": dtype}
+    if device != "cpu":  # CPU builds keep their old build info (and so their cached copies)
+        info["device"] = device
     if _is_built(out_dir, info):
         print(f"{out_dir}: {size} model already built by script version {SCRIPT_VERSION}, skipping")
         return out_dir
@@ -229,7 +236,7 @@ def build(out_dir: Path, size: str = "tiny", seed: int = 0, dtype: str = "float3
     with tempfile.TemporaryDirectory() as work:
         processor = build_processor(size, image_seq_len, Path(work))
         processor.save_pretrained(staging)
-    build_model(size, seed, dtype).save_pretrained(staging)
+    build_model(size, seed, dtype, device).save_pretrained(staging)
     (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
@@ -243,8 +250,9 @@ def main() -> None:
     parser.add_argument("--size", choices=list(ARCH), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    build(args.out_dir, args.size, args.seed, args.dtype)
+    build(args.out_dir, args.size, args.seed, args.dtype, args.device)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import psutil
 from gradio_client import Client, handle_file
 
 from common import events, fmt, keys
+from common.schemas import WorkerState
 from scripts import samples
 from scripts.load_test import run_load
 from scripts.stack import ROOT as REPO
@@ -80,7 +81,7 @@ def measure(root: Path, model: Path) -> dict:
             st.redis.resume()
 
         def kill() -> None:
-            busy = next(w for w in events.list_workers(r) if w.state == "busy")
+            busy = next(w for w in events.list_workers(r) if w.state == WorkerState.busy)
             victim = next(s for s in st.workers if f"-{s.pid}-" in busy.name)
             st.workers.remove(victim)
             victim.kill()

@@ -23,8 +23,19 @@ import redis
 from gradio_client import Client, handle_file
 
 from common import events, keys
+from common.schemas import WorkerState
 from scripts import samples
 from scripts.stack import wait_for
+
+# A caller waits as a browser does. gradio_client's requests keep httpx's default of 5 s per read: in a burst of
+# 150 callers started at once on a 2-core machine, a few of them read nothing back within it (seen once in CI, 8
+# of 150), and were counted as failed answers, a wait no browser gives up on. The event streams get the same read
+# limit, well above Gradio's 15-s heartbeat on them.
+HTTP_TIMEOUT_S = 60.0
+
+
+def api_client(url: str) -> Client:
+    return Client(url, verbose=False, httpx_kwargs={"timeout": HTTP_TIMEOUT_S})
 
 
 @dataclass
@@ -82,10 +93,9 @@ def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, t
     local = threading.local()
 
     def one(i: int) -> tuple[float, str | None]:
-        client = getattr(local, "client", None) or Client(url, verbose=False)
-        local.client = client
         t0 = time.perf_counter()
         try:
+            client = local.client = getattr(local, "client", None) or api_client(url)
             answer = client.predict(handle_file(str(image)), question.format(i=i), [], api_name="/vqa")
         except Exception as exc:  # noqa: BLE001 - counted as a failure with its message
             return time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
@@ -96,7 +106,7 @@ def run_load(url: str, redis_url: str, n: int, concurrency: int | None = None, t
     try:
         futures = [pool.submit(one, i) for i in range(n)]
         if fault is not None:
-            wait_for(lambda: any(w.state == "busy" for w in events.list_workers(r)), 60, "a busy worker")
+            wait_for(lambda: any(w.state == WorkerState.busy for w in events.list_workers(r)), 60, "a busy worker")
             fault()
         done, _ = wait(futures, timeout=max(0.0, timeout_s - (time.perf_counter() - t0)))
     finally:

@@ -1,8 +1,10 @@
 """`make run`: the whole stack on this machine without Docker, in one command.
 
     python scripts/run_local.py
-    SMOLVLM2_MODEL_ID=data/test-model HF_HUB_OFFLINE=1 python scripts/run_local.py   # the tiny test model
+    SMOLVLM2_MODEL_ID=data/test-model TRANSLATION_MODEL_RU_EN=data/test-translation-ru-en \
+      TRANSLATION_MODEL_EN_RU=data/test-translation-en-ru HF_HUB_OFFLINE=1 python scripts/run_local.py  # tiny models
     WORKERS=2 python scripts/run_local.py
+    MODEL_ENGINE=openvino-int4 python scripts/run_local.py  # the workers from .venv-ov (docs/engines.md)
 
 Starts redis-server when REDIS_URL points at this machine and nothing listens there, then WORKERS worker
 processes (default 1), then the web; their output is shown here with a [name] prefix. Ctrl+C (SIGINT) or
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +59,17 @@ def ensure_samples(folder: Path) -> None:
         samples.write_all(folder)
 
 
+def worker_python(engine: str) -> str:
+    """The workers' interpreter: MODEL_ENGINE=openvino-* runs them from the OpenVINO venv (made here once)."""
+    if not engine.startswith("openvino"):
+        return sys.executable
+    python = ROOT / ".venv-ov" / "bin" / "python"
+    if not python.exists():
+        say(f"MODEL_ENGINE={engine}: готовлю окружение OpenVINO (.venv-ov, один раз, несколько минут)…")
+        subprocess.run(["bash", str(ROOT / "scripts" / "setup_openvino.sh")], check=True)
+    return str(python)
+
+
 def main() -> int:
     os.chdir(ROOT)  # .env and the relative data/ paths are read from the repository root
     sys.path.insert(0, str(ROOT))
@@ -77,7 +91,9 @@ def main() -> int:
     redis_server = start_redis(settings.redis_url)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     n = settings.workers
-    workers = [Service.module(f"worker-{i}" if n > 1 else "worker", "worker", env).start() for i in range(1, n + 1)]
+    python = worker_python(settings.model_engine)
+    workers = [Service.module(f"worker-{i}" if n > 1 else "worker", "worker", env, python=python).start()
+               for i in range(1, n + 1)]
     say(f"обработчиков: {n}, модель {settings.smolvlm2_model_id} (загрузка может занять время)")
     web = Service.module("web", "web", env).start()
     host = "localhost" if settings.app_host in ("0.0.0.0", "::", "") else settings.app_host

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import fractions
+import struct
+import zlib
 from pathlib import Path
 
 import av
@@ -95,7 +97,7 @@ def audio_only(path: Path, seconds: float = 2.0) -> Path:
 
 
 def write_all(out_dir: Path) -> None:
-    """The UI examples' media: text.png, scene.png, clip.mp4 (the names web/__main__.py looks for)."""
+    """The UI examples' media: text.png, scene.png, clip.mp4 (the names web/app.py looks for)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     text_image(out_dir / "text.png")
     scene_image(out_dir / "scene.png", (640, 480))
@@ -110,7 +112,7 @@ def main() -> None:
     print(f"samples written to {args.out_dir}")
 
 
-# ---------------------------------------------------------------- pathological videos (worker/video.py's guards)
+# ---------------------------------------------------------------- pathological videos (worker/media/video.py's guards)
 
 
 def single_keyframe_video(path: Path, seconds: float = 590.0, fps: int = 1000,
@@ -203,6 +205,67 @@ def streamed_webm(path: Path, seconds: float = 6.0, fps: int = 10, size: tuple[i
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    return path
+
+
+def flat_png(width: int, height: int, rgb: tuple[int, int, int] = (128, 128, 128)) -> bytes:
+    """A PNG of one colour, written row by row without ever holding the pixels: a 12000×12000 one is ~1 MB."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    squeeze = zlib.compressobj(9)
+    row = b"\0" + bytes(rgb) * width
+    body = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def png_video(path: Path, size: tuple[int, int], frames: int = 2, header: tuple[int, int] | None = None) -> Path:
+    """A QuickTime (.mov) video whose frames are PNG images of `size` (a codec cameras and screen recorders use):
+    small on disk, huge once decoded. header: the size the container claims, if it should lie."""
+    data = flat_png(*size)
+    with av.open(str(path), "w", format="mov") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height = header or size
+        stream.pix_fmt = "rgb24"
+        for i in range(frames):
+            packet = av.Packet(data)
+            packet.pts = packet.dts = i
+            packet.time_base = fractions.Fraction(1, 1)
+            packet.stream = stream
+            packet.is_keyframe = True
+            out.mux(packet)
+    return path
+
+
+def audio_flood_mkv(path: Path, seconds: float = 2.0, packets_per_s: int = 10_000,
+                    size: tuple[int, int] = (64, 48)) -> Path:
+    """A video with one frame at each end and, between them, a tiny (2-byte) audio packet every 1/packets_per_s s:
+    a demuxer asked for video packets only reads through all the audio ones between two video packets."""
+    tb = fractions.Fraction(1, packets_per_s)
+    n = max(2, round(seconds * packets_per_s))
+    src = video(path.with_name(path.name + ".src.mp4"), seconds=2, fps=1, size=size, gop=1)
+    try:
+        with av.open(str(src)) as inp, av.open(str(path), "w", format="matroska") as out:
+            ist = inp.streams.video[0]
+            vst = out.add_stream_from_template(ist)
+            ast = out.add_stream("pcm_s16le", rate=packets_per_s)
+            ast.layout = "mono"
+            frames = [p for p in inp.demux(ist) if p.dts is not None][:2]
+            for i in range(n):
+                if i in (0, n - 1) and frames:  # the video's two frames: at the start and at the end
+                    packet = frames.pop(0)
+                    packet.pts = packet.dts = i
+                    packet.time_base = tb
+                    packet.stream = vst
+                    out.mux(packet)
+                packet = av.Packet(b"\0\0")
+                packet.pts = packet.dts = i
+                packet.time_base = tb
+                packet.stream = ast
+                out.mux(packet)
+    finally:
+        src.unlink(missing_ok=True)
     return path
 
 

@@ -35,3 +35,6 @@ fi
 
 echo "==> test model (data/test-model)"
 HF_HUB_OFFLINE=1 .venv/bin/python scripts/build_test_model.py data/test-model
+
+echo "==> test translators (data/test-translation-ru-en, data/test-translation-en-ru)"
+HF_HUB_OFFLINE=1 .venv/bin/python scripts/build_test_translation.py --all data

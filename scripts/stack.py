@@ -50,8 +50,10 @@ class Service:
         self.proc: subprocess.Popen | None = None
 
     @classmethod
-    def module(cls, name: str, module: str, env: dict[str, str], log: Path | None = None) -> Service:
-        return cls(name, [sys.executable, "-m", module], env, log)
+    def module(cls, name: str, module: str, env: dict[str, str], log: Path | None = None,
+               python: str | None = None) -> Service:
+        """`python -m module`; python: another interpreter (the OpenVINO worker's venv), by default this one."""
+        return cls(name, [python or sys.executable, "-m", module], env, log)
 
     def start(self) -> Service:
         if self.log_path is not None:
@@ -186,13 +188,17 @@ class RedisServer(Service):
 
 def child_env(redis_url: str, model: Path | str, media_dir: Path, results_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a test or bench process: this machine's environment without the project's settings,
-    then the stack's own (CPU, offline, short answers, a fast heartbeat)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMOLVLM2_", "MODEL_", "HF_"))}
+    then the stack's own (CPU, offline, short answers, a fast heartbeat, the tiny test translators)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SMOLVLM2_", "MODEL_", "HF_", "TRANSLATION_", "ANSWER_"))}
     env.update(
         REDIS_URL=redis_url, SMOLVLM2_MODEL_ID=str(model), MODEL_DEVICE="cpu", HF_HUB_OFFLINE="1",
         HF_HOME=str(Path(media_dir).parent / "hf_home"), MEDIA_DIR=str(media_dir), RESULTS_DIR=str(results_dir),
+        WORKER_CACHE_DIR=str(Path(media_dir).parent / "worker-cache"),
         MAX_NEW_TOKENS="12", TORCH_THREADS="1", PYTHONUNBUFFERED="1", WORKER_HEARTBEAT_S="0.5",
         TOKENIZERS_PARALLELISM="false", SAMPLES_DIR=str(ROOT / "data" / "samples"),
+        TRANSLATION_MODEL_RU_EN=str(ROOT / "data" / "test-translation-ru-en"),
+        TRANSLATION_MODEL_EN_RU=str(ROOT / "data" / "test-translation-en-ru"),
     )
     env.update(extra)
     return env
@@ -274,9 +280,10 @@ class Stack:
         self.redis = RedisServer(self.root / "redis", log=self._log("redis"), **kw).start()
         return self.redis
 
-    def start_worker(self, name: str | None = None, wait: bool = True, timeout: float = 180, **env: str) -> Service:
+    def start_worker(self, name: str | None = None, wait: bool = True, timeout: float = 180, python: str | None = None,
+                     **env: str) -> Service:
         name = name or f"worker{len(self.workers) + 1}"
-        svc = Service.module(name, "worker", self.child_env(**env), self._log(name)).start()
+        svc = Service.module(name, "worker", self.child_env(**env), self._log(name), python).start()
         self.workers.append(svc)
         if wait:
             self.wait_worker(svc, timeout)
@@ -309,3 +316,4 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from common import events
 from common.settings import Settings
-from common.storage import MediaStore
+from common.store import MediaStore
+from scripts.s3server import S3Server
 from scripts.stack import ROOT, RedisServer, Service, child_env, wait_for, worker_ready
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -25,8 +27,44 @@ def test_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_translators() -> dict[str, Path]:
+    """The tiny random-weight MarianMT translators, by direction ("ru-en", "en-ru"); `make setup` builds them."""
+    from scripts.build_test_translation import build_all
+
+    ru_en, en_ru = build_all(Path(os.environ.get("TEST_TRANSLATION_DIR", ROOT / "data")))
+    return {"ru-en": ru_en, "en-ru": en_ru}
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"), log=ARTIFACTS / "logs" / "redis-session.log").start()
+    yield server
+    server.stop()
+
+
+@contextmanager
+def running_s3(tmp_path_factory, name: str):
+    """A real S3-compatible server (SeaweedFS `weed mini`) in a folder of its own, stopped afterwards."""
+    server = S3Server(tmp_path_factory.mktemp(name), log=ARTIFACTS / "logs" / f"{name}.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One S3 server for the whole session; tests that stop it start their own (running_s3) so faults stay
+    contained."""
+    with running_s3(tmp_path_factory, "s3-session") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory, request) -> RedisServer:
+    """A redis-server of the test module's own: no worker of the session takes jobs or beats there."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    server = RedisServer(tmp_path_factory.mktemp("redis"), log=ARTIFACTS / "logs" / f"redis-{name}.log").start()
     yield server
     server.stop()
 
@@ -36,14 +74,16 @@ def make_settings(redis_url: str, root: Path, model: Path, **overrides) -> Setti
     dirs = {"media_dir": root / "media", "results_dir": root / "results"}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    values = dict(redis_url=redis_url, smolvlm2_model_id=str(model), max_new_tokens=12, queue_wait_timeout=60)
+    values = dict(redis_url=redis_url, smolvlm2_model_id=str(model), max_new_tokens=12, queue_wait_timeout=60,
+                  translation_model_ru_en=str(ROOT / "data" / "test-translation-ru-en"),
+                  translation_model_en_ru=str(ROOT / "data" / "test-translation-en-ru"))
     values.update(dirs)
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
-def settings(redis_server, tmp_path_factory, test_model) -> Settings:
+def settings(redis_server, tmp_path_factory, test_model, test_translators) -> Settings:
     return make_settings(redis_server.url, tmp_path_factory.mktemp("stack"), test_model)
 
 
@@ -76,6 +116,6 @@ def worker(settings):
 
 @pytest.fixture(scope="session")
 def client(settings, worker):
-    from web.jobs import JobClient
+    from web.queue.client import JobClient
 
     return JobClient(settings)

@@ -27,7 +27,8 @@ from common.schemas import WorkerInfo
 from common.settings import DEFAULT_MODEL_ID, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILES = {"web": ROOT / "Dockerfile.web", "worker": ROOT / "Dockerfile.worker"}
+DOCKERFILES = {"web": ROOT / "Dockerfile.web", "worker": ROOT / "Dockerfile.worker",
+               "s3": ROOT / "deploy" / "seaweedfs" / "Dockerfile"}  # the S3 server of the Swarm stack
 PROJECT_FILES = ("docker-compose.yml", "docker-compose.gpu.yml", ".env.example", "Dockerfile.web",
                  "Dockerfile.worker", ".dockerignore")
 GPU = ("-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml")
@@ -42,7 +43,7 @@ CONTAINER_FIXED = {
     "APP_HOST": "0.0.0.0",
 }
 # Never passed by compose: the image sets it (the examples are baked into the web image) ...
-IMAGE_FIXED = {"SAMPLES_DIR"}
+IMAGE_FIXED = {"SAMPLES_DIR", "WORKER_CACHE_DIR"}
 # ... or it means nothing in a container (`make run`'s process count; compose has WORKER_REPLICAS).
 LOCAL_ONLY = {"WORKERS"}
 MODEL_256M = "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
@@ -407,6 +408,31 @@ def test_gpu_override(resolved, project: Path) -> None:
     assert worker["mem_limit"] == base["worker"]["mem_limit"] and worker["logging"] == base["worker"]["logging"]
     assert worker["deploy"]["replicas"] == 1
     assert not worker.get("ports") and not worker.get("container_name")
+
+
+@pytest.mark.parametrize("engine", ["torch", "torch-int8", "openvino-int4", "openvino-int8"])
+def test_the_worker_image_follows_model_engine_in_env(resolved, project: Path, engine: str) -> None:
+    """MODEL_ENGINE in .env alone picks the worker image: its name is a stage of Dockerfile.worker (the OpenVINO
+    ones add OpenVINO and its transformers), and the worker runs that engine."""
+    (project / ".env").write_text(f"MODEL_ENGINE={engine}\n", encoding="utf-8")
+    worker = resolved(cwd=project)["services"]["worker"]
+    assert worker["build"]["args"] == {"ENGINE": engine}
+    assert worker["environment"]["MODEL_ENGINE"] == engine
+
+
+def test_every_engine_is_a_stage_of_the_worker_dockerfile() -> None:
+    engines = typing.get_args(Settings.model_fields["model_engine"].annotation)
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILES["worker"].read_text(encoding="utf-8"), re.M)
+    assert set(engines) <= set(stages), (engines, stages)
+    text = DOCKERFILES["worker"].read_text(encoding="utf-8")
+    assert "ARG ENGINE=torch" in text and "FROM ${ENGINE}" in text
+    openvino = text[text.index("AS openvino-int4"):text.index("AS openvino-int8")]
+    assert "requirements/worker-openvino.txt" in openvino
+
+
+def test_without_env_the_worker_image_is_torch(resolved, project: Path) -> None:
+    worker = resolved(cwd=project)["services"]["worker"]
+    assert worker["build"]["args"] == {"ENGINE": "torch"} and worker["environment"]["MODEL_ENGINE"] is None
 
 
 def _env_example_text(gpu_line_active: bool, device: str) -> str:

@@ -1,227 +1,116 @@
-"""The Gradio Blocks: three tabs («Чат», «OCR», «Описание области»), a model status line, and three public API
-endpoints (/vqa, /ocr, /describe_region) on hidden components. Handlers live in web.handlers."""
+"""The web's one composition root: it builds the queue client, the media store, the registry of each session's
+running jobs, the page (web.ui), the routes beside it (web.openai, /metrics) and the one middleware list
+(web.http), and launches Gradio on APP_HOST:APP_PORT. The web never loads the model: jobs go to the workers through
+Redis. Files are served only from RESULTS_DIR (plus Gradio's own upload cache)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
-import gradio as gr
+from starlette.middleware import Middleware
 
-from common.settings import Settings
-from common.storage import IMAGE_EXTS, VIDEO_EXTS, MediaStore
-from web.api import Api
-from web.handlers import Handlers, new_chat
-from web.jobs import JobClient
-from web.session import ActiveJobs
+from common.settings import Settings, get_settings
+from common.store import MediaStore, store_from_settings
+from web.http import metrics
+from web.http.artefacts import ArtefactGuard, Owners
+from web.http.client import trust_no_proxy_headers
+from web.http.doors import Doors
+from web.http.file_input_guard import FileInputGuard
+from web.http.headers import SecurityHeaders
+from web.http.host import HostGuard, HostPolicy
+from web.http.login import Sessions
+from web.http.session_gone import SessionGone
+from web.http.upload_guard import MULTIPART_SLACK, RateWindow, UploadGuard
+from web.http.users import Users
+from web.openai import routes as openai_routes
+from web.queue.client import JobClient
+from web.queue.registry import ActiveJobs
+from web.ui.layout import CSS, THEME, Handlers, build_blocks
+from web.ui.locale import I18N, RussianPage
 
-STATUS_REFRESH_S = 0.5  # with WORKERS_CACHE_S = 0.25: a worker's change shows within ~0.75 s + a round trip
-TITLE = "SmolVLM2 — демо"
-CSS = """
-#model-status, #chat-status, #ocr-status, #region-status, #region-hint { min-height: 1.5em; }
-#model-status p, #chat-status p, #ocr-status p, #region-status p, #region-hint p { margin: 0; }
-#chat-bot .message img, #chat-bot .message video { max-height: 260px !important; width: auto !important; }
-/* A block's floating label stops short of the block's icons (top right): it wraps instead of hiding under them. */
-.block label[data-testid="block-label"].float { max-width: calc(100% - 5rem); }
-@media (max-width: 640px) {  /* phones: the inputs compact, the chat short enough to see its question box */
-  .gradio-container h1 { font-size: 1.6rem; }
-  #chat-file .upload-container { height: 120px !important; }
-  #chat-bot { height: min(340px, 45vh) !important; }
-  #chat-bot .message img, #chat-bot .message video { max-height: 160px !important; }
-  #ocr-image, #region-image, #region-preview { height: 260px !important; }
-}
-"""
-# After a press and after the answer: the tab's status line (and the result just above it) scrolled into view, on a
-# phone below the inputs; "nearest" leaves the page alone when it is on screen already. Once more a moment later:
-# the last update's layout (a taller text, a download button) may settle after the event has ended.
-REVEAL = """() => {{
-  const el = document.getElementById("{}");
-  const reveal = () => el && el.scrollIntoView({{ block: "nearest", behavior: "smooth" }});
-  requestAnimationFrame(reveal);
-  setTimeout(reveal, 350);
-}}"""
-THEME = gr.themes.Soft()
+log = logging.getLogger("web")
 
-# UI events: private (not part of the API), never limited by Gradio's queue: the real queue is Redis.
-UI = {"api_visibility": "private", "concurrency_limit": None}
-# A send while the tab's job runs is never dropped nor refused: it waits in the page and goes the moment that job
-# ends, with what the inputs hold then (the follow-up typed meanwhile, the conversation with the answer just given).
-STREAM = {**UI, "show_progress": "minimal", "trigger_mode": "always_last"}
-QUIET = {**UI, "show_progress": "hidden"}
+SAMPLES = {"text": "text.png", "scene": "scene.png", "clip": "clip.mp4"}  # scripts/samples.py writes these
+MAX_THREADS = 256  # for the few sync handlers (previews, uploads); waiting on jobs holds no thread
 
 
-def run_event(triggers: list, fn, inputs, outputs, status_id: str):
-    """A job's event: one event for all its triggers (the button, Enter), so a send while it runs waits for it
-    (STREAM); the status line is scrolled into view at the press and at the end."""
-    reveal = {"js": REVEAL.format(status_id), "api_visibility": "private"}
-    gr.on(triggers, None, None, None, **reveal)
-    event = gr.on(triggers, fn, inputs, outputs, **STREAM)
-    event.then(None, None, None, **reveal)
-    return event
+def find_samples(folder: Path) -> dict[str, Path]:
+    """The examples' media, written by scripts/samples.py (`make setup`, the web image's first stage)."""
+    found = {k: folder / name for k, name in SAMPLES.items() if (folder / name).is_file()}
+    if len(found) < len(SAMPLES):
+        log.warning("examples incomplete: %s missing in %s (make setup writes them)",
+                    ", ".join(sorted(set(SAMPLES.values()) - {p.name for p in found.values()})), folder)
+    return found
 
 
-# A question whose job failed comes back to the box, unless the next one has been typed there meanwhile.
-RESTORE_FAILED = "(box, failed) => [(box && box.trim()) ? box : (failed || box)]"
+def upload_window(settings: Settings) -> RateWindow | None:
+    """The per-person upload budget (UPLOAD_RATE_MB_PER_MIN), one for /gradio_api/upload and /v1 together."""
+    rate = int(settings.upload_rate_mb_per_min * 1024 * 1024)
+    return RateWindow(rate) if rate > 0 else None
 
 
-def stop_button(elem_id: str) -> gr.Button:
-    return gr.Button("Остановить", variant="stop", visible=False, elem_id=elem_id)
+def routes(settings: Settings, client: JobClient, store: MediaStore, window: RateWindow | None = None) -> list:
+    """HTTP routes beside Gradio's, on the same app and port (FastAPI(routes=...), so they come first):
+    the OpenAI-compatible API (/v1/...) and the Prometheus metrics (/metrics)."""
+    return [*openai_routes.router(settings, client, store, window).routes, *metrics.router(client.redis).routes]
 
 
-def _chat_tab(h: Handlers, samples: dict[str, Path]) -> None:
-    state = gr.State(new_chat())
-    with gr.Row():
-        with gr.Column(scale=2, min_width=280):
-            file = gr.File(
-                label="Изображение или видео", file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), type="filepath",
-                elem_id="chat-file", height=200,
-            )
-            if samples:
-                gr.Examples(
-                    [[str(samples[k])] for k in ("scene", "clip", "text") if k in samples],
-                    inputs=[file], label="Примеры (щёлкните, чтобы загрузить)",
-                )
-        with gr.Column(scale=3):
-            chatbot = gr.Chatbot(
-                label="Диалог", height=460, elem_id="chat-bot", buttons=["copy"], feedback_options=None,
-                placeholder="Загрузите изображение или видео (MP4) и задайте вопрос о нём.",
-            )
-            question = gr.Textbox(
-                label="Вопрос", placeholder="Например: «Опиши изображение» или «Что происходит на видео?»",
-                elem_id="chat-question", max_lines=6,
-            )
-            with gr.Row():
-                send = gr.Button("Отправить", variant="primary", elem_id="chat-send")
-                stop = stop_button("chat-stop")
-                reset = gr.Button("Новый диалог", elem_id="chat-reset")
-            status = gr.Markdown(elem_id="chat-status")
-            frames = gr.Gallery(visible=False, elem_id="chat-frames", columns=8, height=150, object_fit="contain",
-                                buttons=[], allow_preview=True)
-            failed = gr.Textbox(visible=False, elem_id="chat-failed")  # the last question whose job failed
-
-    file.change(h.chat_file, [file, question], [state, chatbot, question, status], **QUIET)
-    file.change(lambda: gr.Gallery(value=None, visible=False), None, frames, **QUIET)  # frames of an older video
-    resets = [state, chatbot, status, send, stop, frames]
-    reset.click(h.chat_reset, [state], resets, **QUIET)
-    chatbot.clear(h.chat_reset, [state], resets, **QUIET)  # the chatbot's own 🗑 button
-    stop.click(h.stop_chat, None, status, **QUIET)
-    event = run_event([send.click, question.submit], h.chat_ui, [question, state],
-                      [chatbot, state, question, status, send, stop, frames, failed], "chat-status")
-    event.then(None, [question, failed], [question], js=RESTORE_FAILED, api_visibility="private")
+def middleware(settings: Settings, client: JobClient | None = None, active: ActiveJobs | None = None,
+               window: RateWindow | None = None) -> list:
+    """ASGI middleware around the whole app, outermost first: security headers, the Host check, the doors (closed
+    routes, login, the person each request counts for), the upload limits, file inputs that must be uploads, a
+    closed page's jobs stopped, the page made Russian."""
+    trusted = settings.trusted_proxy_set
+    gone = [Middleware(SessionGone, active=active, cancel=client.cancel, abandon=client.abandon,
+                       abandon_after_s=settings.abandon_after_s)] if client is not None else []
+    users = Users(settings.auth_users) if settings.auth_users else None
+    sessions = Sessions(client.redis, settings.auth_session_hours * 3600) if client is not None else None
+    return [
+        Middleware(SecurityHeaders),
+        Middleware(HostGuard, policy=HostPolicy(settings.app_host, settings.public_hosts), trusted=trusted),
+        Middleware(Doors, settings=settings, sessions=sessions, users=users),
+        Middleware(UploadGuard, max_upload_bytes=settings.max_upload_bytes,
+                   request_limit=2 * settings.max_upload_bytes + MULTIPART_SLACK,
+                   rate_bytes=int(settings.upload_rate_mb_per_min * 1024 * 1024), trusted=trusted, window=window),
+        Middleware(FileInputGuard),
+        *([Middleware(ArtefactGuard, owners=Owners(client.redis, settings.media_ttl_hours * 3600),
+                      results_dir=settings.results_dir)] if client is not None else []),
+        *gone,
+        Middleware(RussianPage, upload_limit_bytes=settings.max_upload_bytes),
+    ]
 
 
-def _ocr_tab(h: Handlers, samples: dict[str, Path]) -> None:
-    with gr.Row():
-        with gr.Column():
-            image = gr.Image(
-                label="Изображение с текстом", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                elem_id="ocr-image", height=380,
-            )
-            with gr.Row():
-                run = gr.Button("Распознать текст", variant="primary", elem_id="ocr-run")
-                stop = stop_button("ocr-stop")
-            if "text" in samples:
-                gr.Examples([[str(samples["text"])]], inputs=[image], label="Пример")
-        with gr.Column():
-            text = gr.Textbox(
-                label="Распознанный текст", lines=14, max_lines=30, interactive=False, buttons=["copy"],
-                placeholder="Здесь появится распознанный текст.", elem_id="ocr-text",
-            )
-            download = gr.DownloadButton("Скачать .txt", visible=False, elem_id="ocr-download")
-            status = gr.Markdown(elem_id="ocr-status")
-    run_event([run.click], h.ocr_ui, [image], [text, download, status, run, stop], "ocr-status")
-    stop.click(h.stop_ocr, None, status, **QUIET)
-
-
-def _region_tab(h: Handlers, samples: dict[str, Path]) -> None:
-    corner = gr.State(None)  # the first clicked corner, until the second click
-    with gr.Row():
-        with gr.Column():
-            image = gr.Image(
-                label="Изображение", type="filepath", image_mode=None,
-                sources=["upload", "clipboard"], elem_id="region-image", height=380,
-            )
-            box = gr.Textbox(
-                label="Координаты области, пиксели", placeholder="x1,y1,x2,y2", elem_id="region-box",
-                info="Щёлкните два противоположных угла области на изображении (или на выбранной области) либо "
-                     "введите x1,y1,x2,y2: левый верхний и правый нижний углы, отсчёт от левого верхнего угла "
-                     "изображения",
-            )
-            with gr.Row():
-                run = gr.Button("Описать область", variant="primary", elem_id="region-run")
-                stop = stop_button("region-stop")
-            hint = gr.Markdown(elem_id="region-hint")
-            if "scene" in samples:
-                gr.Examples(
-                    [[str(samples["scene"]), "80,160,208,288"], [str(samples["scene"]), "320,120,480,280"]],
-                    inputs=[image, box], label="Примеры", example_labels=["Красный квадрат", "Синий круг"],
-                )
-        with gr.Column():
-            preview = gr.Image(
-                label="Выбранная область", interactive=False, elem_id="region-preview",
-                height=380, buttons=["fullscreen"],
-            )
-            text = gr.Textbox(
-                label="Описание области", lines=6, max_lines=20, interactive=False, buttons=["copy"],
-                placeholder="Здесь появится описание выбранной области.", elem_id="region-text",
-            )
-            status = gr.Markdown(elem_id="region-status")
-
-    image.upload(lambda: ("", None), None, [box, corner], **QUIET)  # a new picture: the old box is meaningless
-    image.change(h.region_image_changed, [image, box], [preview, hint, corner], **QUIET)
-    box.change(h.region_preview, [image, box], [preview, hint], trigger_mode="always_last", **QUIET)
-    clicks = [image, corner], [box, corner, preview, hint]
-    image.select(h.region_click_image, *clicks, **QUIET)
-    preview.select(h.region_click_preview, *clicks, **QUIET)
-    run_event([run.click, box.submit], h.region_ui, [image, box], [text, status, run, stop, hint], "region-status")
-    stop.click(h.stop_region, None, status, **QUIET)
-
-
-def _api(h: Handlers) -> None:
-    """Hidden components whose only purpose is the public API: calls that return the final answer. The API page
-    («Использовать через API») shows their labels and the docstrings of web.api: both Russian."""
-    api = {"concurrency_limit": None, "show_progress": "hidden"}
-    a = Api(h)
-    with gr.Column(visible=False):
-        file = gr.File(label="Изображение или видео", type="filepath")
-        question = gr.Textbox(label="Вопрос")
-        history = gr.JSON(label="История диалога", value=[])
-        answer = gr.Textbox(label="Ответ")
-        gr.Button(visible=False).click(a.vqa, [file, question, history], answer, api_name="vqa", **api)
-
-        image = gr.File(label="Изображение", type="filepath")
-        text = gr.Textbox(label="Распознанный текст")
-        txt = gr.File(label="Файл .txt с текстом")
-        gr.Button(visible=False).click(a.ocr, [image], [text, txt], api_name="ocr", **api)
-
-        region_image = gr.File(label="Изображение", type="filepath")
-        box = gr.Textbox(label="Область x1,y1,x2,y2")
-        description = gr.Textbox(label="Описание области")
-        gr.Button(visible=False).click(
-            a.describe_region, [region_image, box], description, api_name="describe_region", **api
-        )
-
-
-def build_app(settings: Settings, client: JobClient, store: MediaStore,
-              samples: dict[str, Path] | None = None, active: ActiveJobs | None = None) -> gr.Blocks:
-    h = Handlers(settings, client, store, active)
-    samples = samples or {}
-    # Gradio keeps every upload in its own cache: clear it on the same schedule as MEDIA_DIR (hourly check).
-    ttl = max(3600, int(settings.media_ttl_hours * 3600))
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, ttl)) as demo:
-        gr.Markdown(
-            f"# {TITLE}\nВопросы по изображениям и видео, распознавание текста и описание области "
-            "изображения моделью SmolVLM2. Задания выполняются по очереди обработчиками."
-        )
-        model_status = gr.Markdown("Проверяю обработчики…", elem_id="model-status")
-        with gr.Tabs():
-            with gr.Tab("Чат", id="chat", elem_id="tab-chat"):
-                _chat_tab(h, samples)
-            with gr.Tab("OCR", id="ocr", elem_id="tab-ocr"):
-                _ocr_tab(h, samples)
-            with gr.Tab("Описание области", id="region", elem_id="tab-region"):
-                _region_tab(h, samples)
-        _api(h)
-        timer = gr.Timer(STATUS_REFRESH_S)
-        timer.tick(h.model_status, None, model_status, **QUIET)
-        demo.load(h.model_status, None, model_status, **QUIET)
-    return demo
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    store = store_from_settings(settings)
+    store.ensure_dirs()
+    # Gradio's upload cache beside the uploads, not in /tmp (Docker sets it to the media volume); Gradio reads it
+    # when the app is built, below.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str((settings.media_dir / "gradio").resolve()))
+    trust_no_proxy_headers()  # before launch: X-Forwarded-For is believed from TRUSTED_PROXIES only
+    client = JobClient(settings)
+    active = ActiveJobs()  # each session's running jobs: stopped when its page or API caller goes away
+    window = upload_window(settings)
+    demo = build_blocks(Handlers.build(settings, client, store, active), settings, find_samples(settings.samples_dir))
+    demo.queue(default_concurrency_limit=None)
+    log.info("web on %s:%s, redis %s", settings.app_host, settings.app_port, settings.redis_url)
+    demo.launch(
+        server_name=settings.app_host,
+        server_port=settings.app_port,
+        allowed_paths=[str(settings.results_dir.resolve())],
+        # Gradio's own cap (gradio_client checks it before sending) is a ceiling against abuse; MAX_UPLOAD_MB
+        # itself is enforced on save; the pop-up for a file over this cap names MAX_UPLOAD_MB (RussianPage).
+        max_file_size=2 * settings.max_upload_bytes,
+        max_threads=MAX_THREADS,
+        show_error=False,
+        ssr_mode=False,
+        footer_links=["api"],
+        theme=THEME,
+        css=CSS,
+        i18n=I18N,  # Gradio's own keys its Russian bundle lacks
+        app_kwargs={"middleware": middleware(settings, client, active, window),
+                    "routes": routes(settings, client, store, window)},
+    )

@@ -15,7 +15,7 @@ def main() -> None:
     if settings.hf_hub_offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from worker import tasks  # after the environment is set: Hugging Face libraries read it on import
+    from worker.job import tasks  # after the environment is set: Hugging Face libraries read it on import
 
     parts = tasks.start(settings)
     tasks.app.worker_main([

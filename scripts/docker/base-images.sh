@@ -14,8 +14,9 @@
 #                     image: the other containers reach it over the compose network), WORKDIR /data.
 #
 # Stand-ins carry the label org.smolvlm2.standin=1 (`docker image inspect` shows it).
-# Env: DEBIAN_MIRROR (default: the host's apt mirror, else http://deb.debian.org/debian),
-#      PULL_TIMEOUT_S (default 300), FORCE_STANDIN=1 (skip the pull, rebuild the stand-ins).
+# Env: DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: the host's own apt sources; no mirror is written here:
+#      without one in the host's sources, DEBIAN_MIRROR is required), PULL_TIMEOUT_S (default 300),
+#      FORCE_STANDIN=1 (skip the pull, rebuild the stand-ins).
 set -euo pipefail
 
 PULL_TIMEOUT_S="${PULL_TIMEOUT_S:-300}"
@@ -28,19 +29,25 @@ die() { say "ОШИБКА: $*"; exit 1; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 is_standin() { [[ $(docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null) == 1 ]]; }
 
+# host_mirror <archive>: the first URI of the host's apt sources (deb822 .sources, then one-line .list; APT_DIR,
+# default /etc/apt) whose path ends in /<archive> (debian, debian-security); empty if there is none.
 host_mirror() {
-    local uri
-    uri="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -E '/debian/?$' | head -n1 || true)"
-    [[ -n $uri ]] || uri="$(grep -hsE '^deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-        | awk '{print $2}' | grep -E '/debian/?$' | head -n1 || true)"
-    echo "${uri:-http://deb.debian.org/debian}"
+    local archive="$1" apt="${APT_DIR:-/etc/apt}" uri
+    uri="$(grep -hsE '^URIs:' "$apt"/sources.list.d/*.sources | awk '{print $2}' | grep -E "/$archive/?\$" \
+        | head -n1 || true)"
+    [[ -n $uri ]] || uri="$(grep -hsE '^deb\s' "$apt"/sources.list "$apt"/sources.list.d/*.list \
+        | sed -E 's/^deb\s+(\[[^]]*\]\s+)?//' | awk '{print $1}' | grep -E "/$archive/?\$" | head -n1 || true)"
+    echo "${uri%/}"
 }
 
-MIRROR="${DEBIAN_MIRROR:-$(host_mirror)}"
+MIRROR="${DEBIAN_MIRROR:-$(host_mirror debian)}"
 MIRROR="${MIRROR%/}"
+SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-$(host_mirror debian-security)}"
+SECURITY_MIRROR="${SECURITY_MIRROR%/}"
 
 need_debootstrap() {
     [[ $(id -u) == 0 ]] || die "Docker Hub недоступен, а собрать замену базового образа (debootstrap) может только root"
+    [[ -n $MIRROR ]] || die "Docker Hub недоступен, а в источниках apt этой машины нет зеркала Debian: задайте DEBIAN_MIRROR (адрес архива …/debian)"
     command -v debootstrap >/dev/null && return 0
     command -v apt-get >/dev/null || die "Docker Hub недоступен, а debootstrap не установлен и нет apt-get"
     say "installing debootstrap (apt)"
@@ -55,11 +62,12 @@ rootfs() {
     say "debootstrap $SUITE ($include) from $MIRROR"
     debootstrap --variant=minbase --include="$include" "$SUITE" "$dir" "$MIRROR" >"$dir.log" 2>&1 \
         || die "debootstrap не удался: $(tail -n 5 "$dir.log" | tr '\n' ' ')"
-    cat >"$dir/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb ${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security} $SUITE-security main
-SOURCES
+    printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
+    if [[ -n $SECURITY_MIRROR ]]; then
+        printf 'deb %s %s-security main\n' "$SECURITY_MIRROR" "$SUITE" >>"$dir/etc/apt/sources.list"
+    else
+        say "no security archive in the host's apt sources (DEBIAN_SECURITY_MIRROR): the image's apt lists without it"
+    fi
     # Trust what the host trusts (a TLS-inspecting proxy's CA included): pip and apt inside builds.
     if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
         cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"

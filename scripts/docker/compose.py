@@ -25,6 +25,7 @@ STATE_DIR = Path(os.environ.get("STATE_DIR", ROOT / "test-artifacts" / "docker")
 PROJECT = os.environ.get("DOCKER_TEST_PROJECT", "smolvlm2-test")
 TEST_MODEL = ROOT / "data" / "test-model"
 MODEL_IN_CACHE = "test-model"  # ./data/hf_cache/test-model on the host, /data/hf_cache/test-model inside
+TRANSLATORS = ("test-translation-ru-en", "test-translation-en-ru")  # data/<name> → ./data/hf_cache/<name>
 APP_UID = 1000  # the images' user (Dockerfile.web / Dockerfile.worker)
 # What the engine client may need from the caller's environment; nothing else is passed on.
 KEEP_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
@@ -66,8 +67,32 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return run(["docker", *args], timeout=timeout, check=check)
 
 
+class Workers:
+    """What the tests read of a running stack's workers, given redis_cli(*args) and containers(service)."""
+
+    def heartbeats(self) -> list[dict]:
+        """The workers' heartbeats (WorkerInfo JSON) read from Redis inside the stack."""
+        from common import keys
+
+        names = self.redis_cli("--scan", "--pattern", keys.worker("*")).split()
+        out = []
+        for raw in (self.redis_cli("MGET", *names).splitlines() if names else []):
+            try:
+                out.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue  # expired between SCAN and MGET
+        return out
+
+    def container_of(self, worker_name: str) -> dict | None:
+        """The worker container whose hostname (its short id) starts the heartbeat's instance name."""
+        for c in self.containers("worker"):
+            if worker_name.startswith(c["Config"]["Hostname"] + "-"):
+                return c
+        return None
+
+
 @dataclass
-class Stack:
+class Stack(Workers):
     """One compose project: `compose(...)` runs the Compose binary with -p, --env-file and -f fixed."""
 
     project: str = PROJECT
@@ -89,6 +114,8 @@ class Stack:
         """The env file for this project: the test model, offline, two workers, a free port."""
         self.settings = {
             "SMOLVLM2_MODEL_ID": f"/data/hf_cache/{MODEL_IN_CACHE}",
+            "TRANSLATION_MODEL_RU_EN": f"/data/hf_cache/{TRANSLATORS[0]}",
+            "TRANSLATION_MODEL_EN_RU": f"/data/hf_cache/{TRANSLATORS[1]}",
             "HF_HUB_OFFLINE": "1",
             "WORKER_REPLICAS": "2",
             "APP_PORT": str(free_port()),
@@ -103,16 +130,21 @@ class Stack:
 
     @staticmethod
     def install_test_model() -> Path:
-        """data/test-model copied to ./data/hf_cache/test-model, owned by uid 1000 (the worker's user)."""
-        if not (TEST_MODEL / "config.json").is_file():
-            raise ComposeError(f"no test model in {TEST_MODEL}: run `make setup` (scripts/build_test_model.py)")
-        dest = ROOT / "data" / "hf_cache" / MODEL_IN_CACHE
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(TEST_MODEL, dest)
-        for path in [dest, *dest.rglob("*")]:
-            os.chown(path, APP_UID, APP_UID)
-        return dest
+        """data/test-model and the test translators copied to ./data/hf_cache/, owned by uid 1000 (the worker's
+        user)."""
+        for name in (MODEL_IN_CACHE, *TRANSLATORS):
+            src = ROOT / "data" / name
+            if not (src / "config.json").is_file():
+                raise ComposeError(f"no {name} in {src}: run `make setup`")
+            dest = ROOT / "data" / "hf_cache" / name
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(src, dest)
+            for path in [dest, *dest.rglob("*")]:
+                os.chown(path, APP_UID, APP_UID)
+        # Writable by the worker, as README asks of a user's: MODEL_ENGINE=openvino-* exports into it.
+        os.chown(ROOT / "data" / "hf_cache", APP_UID, APP_UID)
+        return ROOT / "data" / "hf_cache" / MODEL_IN_CACHE
 
     # ------------------------------------------------------------------ compose
 
@@ -168,39 +200,29 @@ class Stack:
         }
 
     def down(self) -> dict[str, list[str]]:
-        """`down -v` of this project only; the test model copied into ./data/hf_cache goes too. The built
-        images stay (the next run's build is then warm)."""
+        """`down -v` of this project only; the test model copied into ./data/hf_cache and its OpenVINO exports go
+        too. The built images stay (the next run's build is then warm)."""
         self.compose("down", "-v", "--remove-orphans", "--timeout", "20", timeout=300)
         self.is_down = True
         shutil.rmtree(ROOT / "data" / "hf_cache" / MODEL_IN_CACHE, ignore_errors=True)
+        for path in self.openvino_exports():
+            shutil.rmtree(path, ignore_errors=True)
         return self.leftovers()
+
+    @staticmethod
+    def openvino_exports() -> list[Path]:
+        """Where a worker with MODEL_ENGINE=openvino-* puts the test model's export (./data/hf_cache/openvino/)."""
+        from worker.model import openvino
+
+        return [openvino.export_dir(ROOT / "data" / "hf_cache", f"/data/hf_cache/{MODEL_IN_CACHE}", bits)
+                for bits in sorted(set(openvino.ENGINES.values()))]
 
     # ------------------------------------------------------------------ inside the stack
 
     def redis_cli(self, *args: str) -> str:
         return self.compose("exec", "-T", "redis", "redis-cli", *args, timeout=30).stdout
 
-    def heartbeats(self) -> list[dict]:
-        """The workers' heartbeats (WorkerInfo JSON) read from Redis inside the stack."""
-        from common import keys
 
-        names = self.redis_cli("--scan", "--pattern", keys.worker("*")).split()
-        if not names:
-            return []
-        out = []
-        for raw in self.redis_cli("MGET", *names).splitlines():
-            try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue  # expired between SCAN and MGET
-        return out
-
-    def container_of(self, worker_name: str) -> dict | None:
-        """The worker container whose hostname (its short id) starts the heartbeat's instance name."""
-        for c in self.containers("worker"):
-            if worker_name.startswith(c["Config"]["Hostname"] + "-"):
-                return c
-        return None
 
 
 def _build(stack: Stack) -> None:

@@ -58,8 +58,15 @@ start() {
             cannot "dockerd уже запущен кем-то другим, но не отвечает (docker info); его этот скрипт не трогает"
         fi
         say "starting dockerd (log: $LOG)"
-        # Its own session: a Ctrl+C in the terminal reaches the test, which then stops dockerd itself.
-        setsid nohup dockerd >"$LOG" 2>&1 </dev/null &
+        # Its own session: a Ctrl+C in the terminal reaches the test, which then stops dockerd itself. No inherited
+        # descriptor beyond stdio: a caller's `flock /tmp/docker.lock` must end with the caller, not with dockerd.
+        (
+            for fd in /proc/$BASHPID/fd/*; do
+                fd=${fd##*/}
+                ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+            done
+            exec setsid nohup dockerd >"$LOG" 2>&1 </dev/null
+        ) &
         echo $! >"$PIDFILE"
         sleep 0.5
         ours || pgrep -n -x dockerd >"$PIDFILE" || true  # setsid forked: the newest dockerd is ours

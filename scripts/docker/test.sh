@@ -8,8 +8,10 @@
 # 2. base-images.sh: python:3.11-slim and redis:7-alpine: pulled, or local stand-ins (debootstrap).
 # 3. the test project (compose.py env): name smolvlm2-test, its own env file (test model copied to
 #    ./data/hf_cache/test-model, HF_HUB_OFFLINE=1, WORKER_REPLICAS=2, a free APP_PORT); build, timed.
-# 4. pytest -m docker tests/docker (SMOLVLM2_DOCKER_TEST=1): up, healthy, the API, the faults, scale, down -v.
-# 5. always: `down -v` of that project, and the dockerd started in step 1 (only that one) is stopped.
+# 4. pytest -m docker tests/docker (SMOLVLM2_DOCKER_TEST=1): up, healthy, the API, the faults, scale, down -v;
+#    then deploy/swarm/stack.yml on a single-node swarm (S3 mode, 2 workers, a worker killed), stack rm.
+# 5. always: the swarm stack removed (and the swarm left, if step 4 initialised it), `down -v` of the compose
+#    project, and the dockerd started in step 1 (only that one) is stopped.
 #
 # Env: KEEP_DOCKERD=1 keeps a dockerd started here running (its pid is printed); KEEP_STACK=1 leaves the
 # stack up for a look (then: .venv/bin/python -m scripts.docker.compose down). Results in test-artifacts/docker/:
@@ -40,6 +42,7 @@ fi
 cleanup() {
     local code=$?
     if [[ ${KEEP_STACK:-0} != 1 ]]; then
+        "$PY" -m scripts.docker.swarm down || code=1
         "$PY" -m scripts.docker.compose down || code=1
     fi
     if [[ ${KEEP_DOCKERD:-0} == 1 && -f $STATE_DIR/dockerd.pid ]]; then
@@ -58,4 +61,5 @@ scripts/docker/base-images.sh
 echo "{\"base_images_s\": $((SECONDS - t0))}" >"$STATE_DIR/base-images.json"
 "$PY" -m scripts.docker.compose env
 "$PY" -m scripts.docker.compose build
+"$PY" -m scripts.docker.swarm build
 SMOLVLM2_DOCKER_TEST=1 "$PY" -m pytest tests/docker -m docker -v

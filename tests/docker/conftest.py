@@ -34,6 +34,19 @@ def report() -> dict:
 
 
 @pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """What the Docker tests send: an image, an image of text, a short mp4."""
+    from scripts import samples
+
+    d = tmp_path_factory.mktemp("docker-media")
+    return {
+        "scene": samples.scene_image(d / "scene.png", (640, 480)),
+        "text": samples.text_image(d / "text.png"),
+        "video": samples.video(d / "clip.mp4", seconds=3, fps=10, size=(320, 240)),
+    }
+
+
+@pytest.fixture(scope="session")
 def stack(report):
     """The test project up with two workers, all four containers healthy. Torn down (down -v) by the last
     test, or here if a test stopped the module early."""
@@ -56,7 +69,7 @@ def stack(report):
 def pytest_sessionfinish(session, exitstatus):
     if not ENABLED:
         return
-    for name in ("base-images.json", "build.json"):
+    for name in ("base-images.json", "build.json", "s3-image.json"):
         path = STATE_DIR / name
         if path.is_file():
             REPORT.update(json.loads(path.read_text()))
@@ -80,6 +93,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         counts = {k: row.get(k) for k in ("submitted", "answered", "errored", "lost")}
         extra = {k: v for k, v in row.items() if k not in counts and k != "outcomes"}
         tr.write_line(f"{name}: {counts} {extra}")
+    if "swarm" in REPORT:
+        tr.write_line(f"swarm (deploy/swarm/stack.yml, S3): {REPORT['swarm']}")
     if "memory" in REPORT:
         tr.write_line(f"память контейнеров: {REPORT['memory']}")
     tr.write_line(f"подробно: {STATE_DIR / 'report.json'}")

@@ -1,7 +1,8 @@
 """The compose stack for real (make test-docker): docker-compose.yml as shipped, images built from the
 Dockerfiles, the tiny test model from ./data/hf_cache, two workers. The tests run in file order on one
 stack: what the containers are, the three API methods, a worker killed mid-job, Redis restarted with
-jobs in flight, scaling to three workers, and `down -v` leaving nothing of the project behind."""
+jobs in flight, scaling to three workers, the int8 and OpenVINO CPU engines switched on in .env alone, and
+`down -v` leaving nothing of the project behind."""
 
 from __future__ import annotations
 
@@ -14,22 +15,11 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from scripts import samples
 from scripts.docker.compose import STATE_DIR, Stack, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 LONG_QUESTION = "Describe every detail of this image."
 ANSWER_TIMEOUT_S = 240
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("docker-media")
-    return {
-        "scene": samples.scene_image(d / "scene.png", (640, 480)),
-        "text": samples.text_image(d / "text.png"),
-        "video": samples.video(d / "clip.mp4", seconds=3, fps=10, size=(320, 240)),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +252,53 @@ def test_scale_to_three_workers(stack: Stack, media: dict[str, Path], report: di
     row.update(result)
     report["scenarios"]["scale worker=3"] = row
     assert_all_answered(result)
+
+
+def test_the_cpu_engine_is_chosen_in_env_alone(stack: Stack, media: dict[str, Path], report: dict) -> None:
+    """MODEL_ENGINE=torch-int8 written into .env and `compose up -d` again: the workers are recreated with the int8
+    engine (same image, nothing else changed) and answer; the heartbeat says int8."""
+    wait_idle(stack)
+    t0 = time.monotonic()
+    stack.write_env(**{**stack.settings, "MODEL_ENGINE": "torch-int8", "WORKER_REPLICAS": "1"})
+    stack.compose("up", "-d", timeout=300)
+    stack.wait_healthy({"redis": 1, "web": 1, "worker": 1})
+    workers = [w for w in stack.heartbeats() if stack.container_of(w["name"]) is not None]
+    assert [(w["state"], w["dtype"]) for w in workers] == [("ready", "int8")], workers
+    client, batch = new_client(stack), Batch()
+    batch.submit(client, handle_file(str(media["scene"])), "Опиши изображение", [], api_name="/vqa")
+    batch.submit(client, handle_file(str(media["text"])), api_name="/ocr")
+    result = batch.collect()
+    report["scenarios"]["MODEL_ENGINE=torch-int8 from .env"] = {"to_healthy_s": round(time.monotonic() - t0, 1),
+                                                                 **result}
+    assert_all_answered(result)
+
+
+def test_the_openvino_engine_is_chosen_in_env_alone(stack: Stack, media: dict[str, Path], report: dict) -> None:
+    """MODEL_ENGINE=openvino-int4 in .env and `compose up -d --build`: the worker image is rebuilt with OpenVINO (its
+    own stage of Dockerfile.worker, on the torch image's layers), the worker exports the test model into
+    ./data/hf_cache/openvino/ once and answers; the heartbeat says int4. The torch image is built back after."""
+    wait_idle(stack)
+    torch_env = dict(stack.settings)
+    t0 = time.monotonic()
+    stack.write_env(**{**torch_env, "MODEL_ENGINE": "openvino-int4", "WORKER_REPLICAS": "1"})
+    try:
+        stack.compose("up", "-d", "--build", timeout=1800)
+        build_s = round(time.monotonic() - t0, 1)
+        stack.wait_healthy({"redis": 1, "web": 1, "worker": 1}, timeout=600)
+        workers = [w for w in stack.heartbeats() if stack.container_of(w["name"]) is not None]
+        assert [(w["state"], w["dtype"]) for w in workers] == [("ready", "int4")], workers
+        int4 = next(p for p in stack.openvino_exports() if p.name.endswith("-int4"))
+        assert (int4 / "export.json").is_file(), int4
+        client, batch = new_client(stack), Batch()
+        batch.submit(client, handle_file(str(media["scene"])), "Опиши изображение", [], api_name="/vqa")
+        batch.submit(client, handle_file(str(media["text"])), api_name="/ocr")
+        result = batch.collect()
+        report["scenarios"]["MODEL_ENGINE=openvino-int4 from .env"] = {
+            "build_and_up_s": build_s, "to_healthy_s": round(time.monotonic() - t0, 1), **result}
+        assert_all_answered(result)
+    finally:
+        stack.write_env(**torch_env)
+        stack.compose("build", "worker", timeout=900)  # the torch image back under the project's tag (cached)
 
 
 def test_down_v_removes_the_project(stack: Stack, report: dict) -> None:

@@ -3,6 +3,7 @@ worker's job at its next token; a long answer is interrupted, the worker takes t
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
@@ -12,9 +13,10 @@ import time
 import pytest
 from gradio_client import Client, handle_file
 
-from common import events
+from common import keys
 from scripts import samples
 from scripts.stack import ROOT, wait_for
+from tests.stack.conftest import cancelled_and_freed, running_job
 
 pytestmark = pytest.mark.integration
 LONG = "Describe the image."  # ~1300 tokens from the tiny fp32 model for this picture: seconds of generation
@@ -29,23 +31,25 @@ def stack(make_stack, tmp_path_factory):
     return st
 
 
-def running_job(stack) -> str:
-    return wait_for(lambda: next((w.job_id for w in events.list_workers(stack.client.redis) if w.job_id), None),
-                    30, "a job running")
-
-
 def freed_within(stack, job_id: str, t0: float) -> float:
-    result = wait_for(lambda: events.get_result(stack.client.redis, job_id), 10, "the job ended")
-    wait_for(lambda: all(w.state == "ready" for w in events.list_workers(stack.client.redis)), 10, "worker free")
-    assert result.status == "cancelled" and 0 < result.generated_tokens < 3000
-    return time.monotonic() - t0
+    result, took = cancelled_and_freed(stack, job_id, t0, 10)
+    assert 0 < result.generated_tokens < 3000
+    return took
 
 
 def test_job_cancel_stops_the_running_answer(stack):
     job = Client(stack.url, verbose=False).submit(handle_file(str(stack.image)), LONG, [], api_name="/vqa")
     job_id = running_job(stack)
+    # The worker is paused while the cancel travels (client → web → Redis): on a free machine the whole answer
+    # takes ~3 s and could end first, leaving nothing to stop. Resumed, it must stop at its next token.
+    pid = stack.workers[0].pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        job.cancel()
+        wait_for(lambda: stack.client.redis.exists(keys.cancel(job_id)), 10, "the cancel in Redis", interval=0.02)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     t0 = time.monotonic()
-    job.cancel()
     assert freed_within(stack, job_id, t0) < 2
 
 

@@ -15,10 +15,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from common import contract, imaging, storage
+from common import contract, imaging
+from common import store as storage
 from scripts import samples
-from web.validation import BoxError, parse_box
-from worker import video
+from web.queue.box import BoxError, parse_box
+from worker.media import video
 
 pytestmark = pytest.mark.integration
 LIMIT_MB = 1
@@ -163,7 +164,7 @@ def test_bad_input(stack, endpoint: str, key: str, args: tuple, expected: str):
         assert isinstance(answer, str)
     else:
         if expected == "big":
-            expected = storage.too_large(stack.files[key].stat().st_size, LIMIT_MB * 1024 * 1024)
+            expected = storage.too_large(LIMIT_MB * 1024 * 1024, stack.files[key].stat().st_size)
         t0 = time.monotonic()
         with pytest.raises(AppError) as info:
             call(stack, endpoint, key, args)

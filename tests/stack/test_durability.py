@@ -14,8 +14,9 @@ from gradio_client.exceptions import AppError
 
 from common import events, keys
 from common.errors import queue_full, too_many_jobs
+from common.schemas import WorkerState
 from scripts import samples
-from scripts.load_test import run_load
+from scripts.load_test import api_client, run_load
 from scripts.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,8 +49,8 @@ def callers(stack, n: int, question: str = "What is it?") -> tuple[list[threadin
 
     def ask(i: int) -> None:
         try:
-            answer = Client(stack.url, verbose=False).predict(handle_file(str(stack.image)), f"{question} {i}", [],
-                                                              api_name="/vqa")
+            api = api_client(stack.url)
+            answer = api.predict(handle_file(str(stack.image)), f"{question} {i}", [], api_name="/vqa")
             with lock:
                 out["answers"].append(answer)
         except Exception as exc:  # noqa: BLE001 - counted
@@ -77,7 +78,8 @@ def test_a_redis_blink_costs_no_answer(stack, fault):
     still gets its answer, and no job runs twice."""
     before = set(stack.client.redis.scan_iter(match=keys.result("*"), count=1000))
     threads, out = callers(stack, 8, "Describe")
-    wait_for(lambda: any(w.state == "busy" for w in events.list_workers(stack.client.redis)), 30, "jobs running")
+    wait_for(lambda: any(w.state == WorkerState.busy for w in events.list_workers(stack.client.redis)), 30,
+             "jobs running")
     in_flight = 8 - len(out["answers"])
     if fault == "restart":
         stack.redis.stop()

@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from common import events
+from common.schemas import WorkerState
 from scripts import samples
 from scripts.load_test import run_load
 from scripts.stack import wait_for
@@ -43,7 +44,7 @@ def test_killed_worker_mid_job_the_user_still_gets_the_answer(stack):
 
     caller = threading.Thread(target=ask)
     caller.start()
-    busy = wait_for(lambda: [w for w in events.list_workers(stack.client.redis) if w.state == "busy"], 30,
+    busy = wait_for(lambda: [w for w in events.list_workers(stack.client.redis) if w.state == WorkerState.busy], 30,
                     "a busy worker")[0]
     victim = next(s for s in stack.workers if f"-{s.pid}-" in busy.name)
     victim.kill()  # SIGKILL mid-generation

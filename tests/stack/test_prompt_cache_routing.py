@@ -10,8 +10,8 @@ import pytest
 
 from common import events, keys
 from common.queue import QUEUE
-from common.schemas import ChatRequest, JobStatus, Turn
-from scripts import samples
+from common.schemas import ChatRequest, JobStatus, Turn, WorkerState
+from scripts import jobs, samples
 from scripts.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def worker_of(stack, name: str):
 
 
 def ask(stack, history, question, ref=None, **kw):
-    return stack.client.run(ChatRequest(media=ref or stack.image, question=question, history=history,
+    return jobs.run(stack.client, ChatRequest(media=ref or stack.image, question=question, history=history,
                                         max_new_tokens=kw.pop("max_new_tokens", 8), **kw))
 
 
@@ -76,7 +76,7 @@ def test_a_busy_holder_leaves_the_follow_up_to_the_free_worker(stack):
     assert busy_with(stack, blocker) == holder
     assert stack.client.route(follow_up) == QUEUE  # busy holder, a free worker: the shared queue
     stack.client.submit(follow_up)
-    res = next(u.result for u in stack.client.follow(follow_up) if u.result is not None)
+    res = jobs.result(stack.client, follow_up)
     assert res.status == JobStatus.ok and res.worker != holder and res.cached_tokens == 0  # a miss, not an error
     assert stack.client.cancel(blocker.job_id)
 
@@ -96,7 +96,7 @@ def test_a_follow_up_queued_for_a_killed_worker_is_answered_exactly_once(stack):
     holder = first.worker
     # Both workers busy: the follow-up waits in the holder's own queue (the cache is worth the wait).
     blockers = [long_job(stack) for _ in range(2)]
-    wait_for(lambda: all(w.state == "busy" for w in events.list_workers(stack.client.redis)), 30, "both busy")
+    wait_for(lambda: all(w.state == WorkerState.busy for w in events.list_workers(stack.client.redis)), 30, "both busy")
     follow_up = ChatRequest(media=stack.image, question="And then?", conversation="killed", max_new_tokens=8,
                             history=[Turn(question="Describe it.", answer=first.answer)])
     stack.client.workers_snapshot(max_age_s=0)  # route() reads the others' states at most 0.5 s old: now
@@ -108,7 +108,7 @@ def test_a_follow_up_queued_for_a_killed_worker_is_answered_exactly_once(stack):
     stack.workers.remove(victim)
     survivor = next(b for b in blockers if busy_with(stack, b) != holder)
     stack.client.cancel(survivor.job_id)  # free the other worker: it must answer the moved follow-up
-    res = next(u.result for u in stack.client.follow(follow_up) if u.result is not None)
+    res = jobs.result(stack.client, follow_up)
     assert res.status == JobStatus.ok, res.error
     assert res.worker != holder and time.monotonic() - killed_at < 30
     assert stack.client.redis.llen(own_queue) == 0

@@ -7,13 +7,14 @@ import time
 import pytest
 
 from common import events, keys
+from common.errors import ErrorCode
 from common.queue import TASK_NAME
-from common.schemas import ChatRequest, JobStatus, OcrRequest
-from common.storage import MediaStore
-from scripts import samples
+from common.schemas import ChatRequest, EventType, JobState, JobStatus, OcrRequest, WorkerState
+from common.store import MediaStore
+from scripts import jobs, samples
 from scripts.stack import RedisServer, wait_for
 from tests.conftest import ARTIFACTS, make_settings, start_worker
-from web.jobs import JobClient
+from web.queue.client import JobClient
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def _wait_started(client, job_id: str, timeout: float = 30, until: str = "starte
     while time.monotonic() < deadline:
         for ev in events.read_events(client.redis, job_id, last, block_ms=50):
             last = ev.id
-            name = ev.text if ev.type == "started" else name
+            name = ev.text if ev.type == EventType.started else name
             if ev.type == until:
                 return name
     raise TimeoutError("the job never started")
@@ -62,7 +63,7 @@ def test_job_of_a_killed_worker_is_redelivered(stack, tmp_path):
     t_killed = time.monotonic()
     restarted = start_worker(settings, name="restarted")
     try:
-        result = next(u.result for u in client.follow(req) if u.result is not None)
+        result = jobs.result(client, req)
         assert result.status == JobStatus.ok, result.error
         assert f"-{restarted.proc.pid}-" in result.worker
         assert time.monotonic() - t_killed < 30
@@ -80,10 +81,10 @@ def test_missing_model_offline_fails_jobs_with_a_remedy(stack, tmp_path):
     try:
         info = wait_for(lambda: [w for w in events.list_workers(client.redis) if w.model_id == model_id], 10,
                         "offline worker heartbeat")[0]
-        assert info.state == "error" and model_id in info.error
+        assert info.state == WorkerState.error and model_id in info.error
         ref = store.save_upload(samples.text_image(tmp_path / "t.png"))
         for _ in range(2):  # the worker keeps serving after a failed job
-            res = client.run(OcrRequest(media=ref))
+            res = jobs.run(client, OcrRequest(media=ref))
             assert res.status == JobStatus.error
             assert model_id in res.error and "HF_HUB_OFFLINE" in res.error
         assert svc.alive
@@ -105,9 +106,9 @@ def test_unreachable_hub_fails_fast_with_cause_and_remedies(stack, tmp_path):
                        HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "empty-cache"))
     try:
         info = next(w for w in events.list_workers(client.redis) if w.model_id == model_id)
-        assert info.state == "error" and time.monotonic() - t0 < 15
-        res = client.run(OcrRequest(media=store.save_upload(samples.text_image(tmp_path / "t.png"))))
-        assert res.status == JobStatus.error and res.error_code == "model_unavailable"
+        assert info.state == WorkerState.error and time.monotonic() - t0 < 15
+        res = jobs.run(client, OcrRequest(media=store.save_upload(samples.text_image(tmp_path / "t.png"))))
+        assert res.status == JobStatus.error and res.error_code == ErrorCode.model_unavailable
         assert res.error.startswith("Нет доступа к Hugging Face Hub") and model_id in res.error
         assert "HF_HUB_OFFLINE=1" in res.error and "SMOLVLM2_MODEL_ID" in res.error
         log = svc.log_tail(400)
@@ -130,7 +131,7 @@ class _Evil:
 
 def _ok_job(client, store, tmp_path) -> None:
     ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
-    res = client.run(ChatRequest(media=ref, question="What is this?", max_new_tokens=4))
+    res = jobs.run(client, ChatRequest(media=ref, question="What is this?", max_new_tokens=4))
     assert res.status == JobStatus.ok, res.error
 
 
@@ -155,7 +156,7 @@ def test_time_limit_gives_a_russian_message_and_the_worker_goes_on(stack, tmp_pa
     svc = start_worker(settings, name="slow", JOB_TIME_LIMIT="1", MAX_NEW_TOKENS="100000", MODEL_DTYPE="float32")
     try:
         ref = store.save_upload(samples.text_image(tmp_path / "t.png"))
-        res = client.run(ChatRequest(media=ref, question="Describe.", max_new_tokens=100000))
+        res = jobs.run(client, ChatRequest(media=ref, question="Describe.", max_new_tokens=100000))
         assert res.status == JobStatus.error and "Превышено время обработки (1 с)" in res.error
         assert res.processing_s < 5
         _ok_job(client, store, tmp_path)
@@ -169,8 +170,8 @@ def test_no_worker_the_job_waits_then_gets_a_message(stack, tmp_path):
     ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
     req = ChatRequest(media=ref, question="What is this?")
     client.submit(req)
-    updates = list(client.follow(req, queue_wait_s=1.5))
-    queued = [u for u in updates if u.state == "queued"]
+    updates = list(jobs.follow(client, req, queue_wait_s=1.5))
+    queued = [u for u in updates if u.state == JobState.queued]
     assert queued and queued[0].position == 1 and queued[0].workers == 0
     assert "Нет доступных обработчиков" in updates[-1].result.error
     assert client.redis.llen(client.app.conf.task_default_queue) == 0  # withdrawn: no late surprise answer
@@ -188,10 +189,10 @@ def test_a_message_the_broker_lost_is_sent_again_and_run_once(stack, tmp_path):
     client.redis.lrem(parked, 1, next(m for m in client.redis.lrange(parked, 0, -1) if lost.job_id in m))
     svc = start_worker(settings, name="lost-message")
     try:
-        res = next(u.result for u in client.follow(lost, queue_wait_s=30) if u.result is not None)
+        res = jobs.result(client, lost, queue_wait_s=30)
         assert res.status == JobStatus.ok and res.answer.strip()
         assert int(client.redis.get(keys.attempts(lost.job_id))) == 1
-        res = next(u.result for u in client.follow(kept, queue_wait_s=2) if u.result is not None)
+        res = jobs.result(client, kept, queue_wait_s=2)
         assert res.error_code == "no_worker"  # found where it waited, never sent twice
         assert client.redis.get(keys.attempts(kept.job_id)) is None and client.redis.llen(parked) == 0
     finally:
@@ -210,7 +211,7 @@ def test_restarting_workers_loses_and_repeats_nothing(stack, tmp_path):
     first.stop()  # SIGTERM: warm shutdown while jobs are still queued
     second = start_worker(settings, name="second")
     try:
-        results = [next(u.result for u in client.follow(r) if u.result is not None) for r in reqs]
+        results = [jobs.result(client, r) for r in reqs]
         assert all(r.status == JobStatus.ok for r in results), [r.error for r in results]
         assert len({r.job_id for r in results}) == 6
         for req in reqs:  # each job ran exactly once
@@ -240,7 +241,7 @@ def test_redis_down_is_a_russian_message_and_recovers(stack, tmp_path):
     assert client.redis.llen(client.app.conf.task_default_queue) == 1
     assert client.cancel(req.job_id)  # withdrawn: out of the queue and its index, ended as cancelled
     assert client.redis.llen(client.app.conf.task_default_queue) == 0 and client.redis.zcard(keys.WAITING) == 0
-    assert events.get_result(client.redis, req.job_id).status == "cancelled"
+    assert events.get_result(client.redis, req.job_id).status == JobStatus.cancelled
 
 
 def test_worker_deletes_expired_media_and_results(stack, tmp_path):
@@ -263,26 +264,26 @@ def test_worker_deletes_expired_media_and_results(stack, tmp_path):
 
 
 def first_queued(gen):
-    return next(u for u in gen if u.state == "queued" and not u.reconnecting)
+    return next(u for u in gen if u.state == JobState.queued and not u.reconnecting)
 
 
 def test_queue_position_counts_from_the_head_and_is_bounded(stack, tmp_path, monkeypatch):
     """Positions come from the queue index (no payload is read); beyond the window: «дальше N-го». A follower
     that goes away takes its queued job with it."""
-    import web.watcher
+    import web.queue.watcher
 
     _settings, client, store = stack
     ref = store.save_upload(samples.scene_image(tmp_path / "s.png"))
     reqs = [ChatRequest(media=ref, question=f"q{i}") for i in range(4)]
     for req in reqs:
         client.submit(req)
-    follows = [client.follow(r) for r in reqs]
+    follows = [jobs.follow(client, r) for r in reqs]
     assert [first_queued(f).position for f in follows] == [1, 2, 3, 4]
-    monkeypatch.setattr(web.watcher, "POSITION_WINDOW", 2)
-    late = client.follow(reqs[3])
+    monkeypatch.setattr(web.queue.watcher, "POSITION_WINDOW", 2)
+    late = jobs.follow(client, reqs[3])
     assert first_queued(late).position == 3  # "more than 2"
     for f in [*follows, late]:
         f.close()  # the callers went away: their queued jobs are withdrawn, never run
     assert client.redis.llen(client.app.conf.task_default_queue) == 0
     assert client.redis.zcard(keys.WAITING) == 0
-    assert {events.get_result(client.redis, r.job_id).status for r in reqs} == {"cancelled"}
+    assert {events.get_result(client.redis, r.job_id).status for r in reqs} == {JobStatus.cancelled}

@@ -5,8 +5,19 @@ from __future__ import annotations
 import pytest
 
 from common import events
-from common.schemas import Box, ChatRequest, JobStatus, MediaRef, OcrRequest, RegionRequest, Turn
-from scripts import samples
+from common.schemas import (
+    Box,
+    ChatRequest,
+    EventType,
+    JobKind,
+    JobState,
+    JobStatus,
+    MediaRef,
+    OcrRequest,
+    RegionRequest,
+    Turn,
+)
+from scripts import jobs, samples
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +35,7 @@ def video_ref(store, tmp_path_factory) -> MediaRef:
 
 
 def test_image_chat(client, image_ref, test_model):
-    res = client.run(ChatRequest(media=image_ref, question="Опиши изображение"))
+    res = jobs.run(client, ChatRequest(media=image_ref, question="Опиши изображение"))
     assert res.status == JobStatus.ok, res.error
     assert res.answer.strip()
     assert 0 < res.generated_tokens <= 12
@@ -33,7 +44,7 @@ def test_image_chat(client, image_ref, test_model):
 
 
 def test_video_chat_uses_sampled_frames_with_timestamps(client, video_ref):
-    res = client.run(ChatRequest(media=video_ref, question="Опиши видео"))
+    res = jobs.run(client, ChatRequest(media=video_ref, question="Опиши видео"))
     assert res.status == JobStatus.ok, res.error
     assert res.answer.strip()
     stamps = [f.timestamp for f in res.frames]
@@ -44,7 +55,7 @@ def test_three_turn_conversation_on_one_image(client, image_ref):
     history: list[Turn] = []
     prompt_sizes = []
     for question in ("Опиши изображение", "What colour is the circle?", "Is there any text?"):
-        res = client.run(ChatRequest(media=image_ref, question=question, history=history))
+        res = jobs.run(client, ChatRequest(media=image_ref, question=question, history=history))
         assert res.status == JobStatus.ok, res.error
         prompt_sizes.append(res.prompt_tokens)
         history.append(Turn(question=question, answer=res.answer))
@@ -53,17 +64,17 @@ def test_three_turn_conversation_on_one_image(client, image_ref):
 
 
 def test_ocr(client, image_ref):
-    res = client.run(OcrRequest(media=image_ref))
+    res = jobs.run(client, OcrRequest(media=image_ref))
     assert res.status == JobStatus.ok, res.error
-    assert res.kind == "ocr" and res.generated_tokens > 0
+    assert res.kind == JobKind.ocr and res.generated_tokens > 0
     assert "```" not in res.answer
 
 
 def test_region(client, image_ref):
-    res = client.run(RegionRequest(media=image_ref, box=Box(x1=460, y1=200, x2=600, y2=330)))
+    res = jobs.run(client, RegionRequest(media=image_ref, box=Box(x1=460, y1=200, x2=600, y2=330)))
     assert res.status == JobStatus.ok, res.error
     assert res.answer.strip()
-    bad = client.run(RegionRequest(media=image_ref, box=Box(x1=10, y1=10, x2=700, y2=50)))
+    bad = jobs.run(client, RegionRequest(media=image_ref, box=Box(x1=10, y1=10, x2=700, y2=50)))
     assert bad.status == JobStatus.error and "640×360" in bad.error
 
 
@@ -71,18 +82,18 @@ def test_partial_text_arrives_before_the_result(client, image_ref):
     req = ChatRequest(media=image_ref, question="Describe the image.")
     client.submit(req)
     seen = []
-    for update in client.follow(req):
+    for update in jobs.follow(client, req):
         seen.append(update)
-    assert seen[-1].state == "done" and seen[-1].result.status == JobStatus.ok
-    running = [u for u in seen if u.state == "running"]
+    assert seen[-1].state == JobState.done and seen[-1].result.status == JobStatus.ok
+    running = [u for u in seen if u.state == JobState.running]
     assert running[0].text == ""  # "started": taken by a worker, no token yet
     assert any(u.text for u in running[1:])
     # The partial events were published while generating, before the worker finished.
     stream = events.read_events(client.redis, req.job_id, "0", block_ms=10)
-    t_partial = min(e.t for e in stream if e.type == "partial")
+    t_partial = min(e.t for e in stream if e.type == EventType.partial)
     assert t_partial < seen[-1].result.finished_at
 
 
 def test_video_rejected_outside_chat(client, video_ref):
-    res = client.run(OcrRequest(media=video_ref))
+    res = jobs.run(client, OcrRequest(media=video_ref))
     assert res.status == JobStatus.error and "изображение" in res.error

@@ -62,7 +62,8 @@ class Runtime:
         self.dtype_name = device.resolve_dtype(self.device, s.model_dtype, cuda_bf16, device.cpu_has_fast_bf16())
         attention = device.resolve_attention(s.attn_implementation, self.device, self.dtype_name,
                                              device.flash_attn_installed())
-        self.engine, warning = quantize.resolve_engine(s.model_engine, self.device)
+        self.engine, warning = device.resolve_engine(s.model_engine, self.device, openvino.installed(),
+                                                     quantize.supported())
         if warning:
             log.warning(warning)
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Where and how the model runs: device, dtype, image splitting, video frames. Pure choices with their
+"""Where and how the model runs: device, dtype, engine, image splitting, video frames. Pure choices with their
 inputs spelled out, so each can be tested without a GPU."""
 
 from __future__ import annotations
@@ -6,9 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.schemas import JobKind
+from worker.model import openvino
 
 CPU_VIDEO_FRAMES = 8  # the processor's 64 frames cost > 60 s of prefill on 2 CPU cores (docs/bench.md)
 CUDA_MISSING = "MODEL_DEVICE=cuda, но GPU недоступен: модель запущена на CPU."
+
+
+GPU_IGNORED = "MODEL_ENGINE={engine} работает только на CPU: на GPU модель запущена как обычно (torch)."
+INT8_UNAVAILABLE = "MODEL_ENGINE=torch-int8 недоступен: {reason}. Модель запущена как обычно (torch)."
+
+
+def resolve_engine(requested: str, device: str, openvino_installed: bool,
+                   int8_missing: str | None) -> tuple[str, str | None]:
+    """The engine to use and, where the request cannot be honoured, a warning. int8 and OpenVINO are CPU engines
+    (fbgemm; OpenVINO's CPU plugin); OpenVINO needs its own venv; int8_missing says why fbgemm is absent, if it is."""
+    if requested == "torch":
+        return "torch", None
+    if device != "cpu":
+        return "torch", GPU_IGNORED.format(engine=requested)
+    if requested in openvino.ENGINES:
+        return (requested, None) if openvino_installed else ("torch", openvino.NOT_INSTALLED.format(engine=requested))
+    if int8_missing is not None:
+        return "torch", INT8_UNAVAILABLE.format(reason=int8_missing)
+    return requested, None
 
 
 def cpu_has_fast_bf16(cpuinfo: str | None = None) -> bool:

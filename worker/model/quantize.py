@@ -24,26 +24,6 @@ def supported() -> str | None:
     return None
 
 
-GPU_IGNORED = "MODEL_ENGINE={engine} работает только на CPU: на GPU модель запущена как обычно (torch)."
-
-
-def resolve_engine(requested: str, device: str) -> tuple[str, str | None]:
-    """The engine to use and, where the request cannot be honoured, a warning: int8 and OpenVINO are CPU engines
-    (fbgemm; OpenVINO's CPU plugin), OpenVINO needs its own venv."""
-    from worker.model import openvino
-
-    if requested == "torch":
-        return "torch", None
-    if device != "cpu":
-        return "torch", GPU_IGNORED.format(engine=requested)
-    if requested in openvino.ENGINES:
-        return (requested, None) if openvino.installed() else ("torch", openvino.NOT_INSTALLED.format(engine=requested))
-    reason = supported()
-    if reason is not None:
-        return "torch", f"MODEL_ENGINE=torch-int8 недоступен: {reason}. Модель запущена как обычно (torch)."
-    return ENGINE, None
-
-
 class Int8Linear(nn.Module):
     """A Linear layer whose weight is int8 per output channel (symmetric), packed once for fbgemm. Input and output
     are float32, as fbgemm's dynamic linear wants; other dtypes are cast at the boundary."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.model import device
+from worker.model import device, openvino, quantize
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,23 @@ def test_unavailable_attention_falls_back_to_sdpa(test_model, tmp_path, caplog):
     assert rt.setup(), rt.load_error
     assert rt.attention == "sdpa" and rt.model.config.text_config._attn_implementation == "sdpa"
     assert any("flash_attention_2 unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_engine_choice():
+    assert device.resolve_engine("torch", "cpu", False, None) == ("torch", None)
+    assert device.resolve_engine("torch-int8", "cpu", False, None) == ("torch-int8", None)
+    assert device.resolve_engine("openvino-int4", "cpu", True, None) == ("openvino-int4", None)
+    for engine in ("torch-int8", "openvino-int4"):  # fbgemm and OpenVINO's plugin are CPU kernels
+        got, warning = device.resolve_engine(engine, "cuda", True, None)
+        assert got == "torch" and warning == device.GPU_IGNORED.format(engine=engine)
+        assert f"MODEL_ENGINE={engine} работает только на CPU" in warning
+    got, warning = device.resolve_engine("torch-int8", "cpu", True, "нет ядер")
+    assert got == "torch" and warning == device.INT8_UNAVAILABLE.format(reason="нет ядер")
+
+
+def test_openvino_outside_its_venv_falls_back_to_torch_saying_where_to_run_it():
+    # This venv (the torch worker's) has no optimum-intel: the OpenVINO worker runs from .venv-ov or its image.
+    assert not openvino.installed() and quantize.supported() is None
+    engine, warning = device.resolve_engine("openvino-int8", "cpu", openvino.installed(), quantize.supported())
+    assert engine == "torch" and warning == openvino.NOT_INSTALLED.format(engine="openvino-int8")
+    assert "нет OpenVINO" in warning and "docs/engines.md" in warning

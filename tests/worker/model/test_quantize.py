@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from worker.model import openvino, quantize
+from worker.model import quantize
 
 pytestmark = pytest.mark.skipif(quantize.supported() is not None, reason=quantize.supported() or "")
 
@@ -54,23 +54,6 @@ def test_the_tiny_model_is_quantized_whole_and_still_answers_alike(test_model):
     with torch.inference_mode():
         want, got = ref(**ids).logits[0, -1], model(**ids).logits[0, -1]
     assert torch.nn.functional.cosine_similarity(want, got, dim=0) > 0.99
-
-
-def test_the_engine_choice():
-    assert quantize.resolve_engine("torch", "cpu") == ("torch", None)
-    assert quantize.resolve_engine("torch-int8", "cpu") == ("torch-int8", None)
-    engine, warning = quantize.resolve_engine("torch-int8", "cuda")  # fbgemm is a CPU kernel library
-    assert engine == "torch" and warning == quantize.GPU_IGNORED.format(engine="torch-int8")
-    assert "только на CPU" in warning
-    engine, warning = quantize.resolve_engine("openvino-int4", "cuda")
-    assert engine == "torch" and "MODEL_ENGINE=openvino-int4 работает только на CPU" in warning
-
-
-def test_openvino_outside_its_venv_falls_back_to_torch_saying_where_to_run_it():
-    # This venv (the torch worker's) has no optimum-intel: the OpenVINO worker runs from .venv-ov or its image.
-    engine, warning = quantize.resolve_engine("openvino-int8", "cpu")
-    assert engine == "torch" and warning == openvino.NOT_INSTALLED.format(engine="openvino-int8")
-    assert "нет OpenVINO" in warning and "docs/engines.md" in warning
 
 
 def test_a_runtime_on_int8_quantizes_at_load_and_keeps_its_prompt_cache(test_model, tmp_path):

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
 
     # Limits.
     max_new_tokens: int = Field(default=512, ge=1)
+    # An answer whose last 1–32 tokens repeat this many times in a row is cut: the model has looped. 0: never cut
+    # (an OCR of a page of identical rows may want that; MAX_NEW_TOKENS still bounds it).
+    loop_repeats: int = Field(default=4, ge=0)
     max_upload_mb: float = Field(default=50, gt=0)
     upload_rate_mb_per_min: float = Field(default=200, ge=0)  # uploads of one client in any minute (0: no limit)
     max_image_pixels: int = Field(default=40_000_000, gt=0)

@@ -271,7 +271,7 @@ class Runtime:
             self.model, self.processor.tokenizer, inputs, result, device=self.device, max_new_tokens=limit,
             deadline=deadline, limit_s=s.job_time_limit, stop=stop, cache=self.cache, media_key=cache_key,
             on_text=translation.on_text(on_text, stop) if translation is not None else on_text,
-            conversation=getattr(req, "conversation", None),
+            conversation=getattr(req, "conversation", None), loop_repeats=s.loop_repeats,
         )
         clean = clean_ocr if req.kind == JobKind.ocr else clean_answer
         english = clean(result.answer)

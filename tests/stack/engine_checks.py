@@ -8,6 +8,7 @@ import time
 
 from common.schemas import Box, ChatRequest, JobStatus, OcrRequest, RegionRequest, Turn
 from scripts import jobs, samples
+from tests.conftest import ENDLESS
 
 
 def store_media(stack, folder) -> None:
@@ -56,8 +57,13 @@ def streams_and_stops_at_the_next_token(stack) -> None:
     assert res.generated_tokens < 3000 and time.monotonic() - partial_at < 5
 
 
+def slow_env(endless_model) -> dict[str, str]:
+    """A worker whose answer can end only at the time limit: the endless model, no loop cut, no length limit."""
+    return {"SMOLVLM2_MODEL_ID": str(endless_model), **ENDLESS, "JOB_TIME_LIMIT": "1", "MAX_NEW_TOKENS": "100000"}
+
+
 def the_time_limit_holds(stack, slow_worker) -> None:
-    """slow_worker: started with JOB_TIME_LIMIT=1 and an unbounded MAX_NEW_TOKENS; the first worker is stopped."""
+    """slow_worker: started with slow_env; the first worker is stopped."""
     stack.workers[0].stop()  # only the slow worker serves now
     try:
         res = jobs.run(stack.client, ChatRequest(media=stack.image, question="Describe.", max_new_tokens=100000))

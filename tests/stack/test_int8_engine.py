@@ -42,6 +42,6 @@ def test_streams_and_stops_at_the_next_token(stack):
     checks.streams_and_stops_at_the_next_token(stack)
 
 
-def test_the_time_limit_holds(stack):
-    checks.the_time_limit_holds(stack, stack.start_worker("int8-slow", MODEL_ENGINE="torch-int8", JOB_TIME_LIMIT="1",
-                                                          MAX_NEW_TOKENS="100000"))
+def test_the_time_limit_holds(stack, endless_model):
+    checks.the_time_limit_holds(stack, stack.start_worker("int8-slow", MODEL_ENGINE="torch-int8",
+                                                          **checks.slow_env(endless_model)))

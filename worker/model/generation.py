@@ -19,11 +19,13 @@ VISION_INPUTS = ("pixel_values", "pixel_attention_mask")
 
 
 class Stop(StoppingCriteria):
-    """Checked after every token: the user's stop (a threading.Event, no I/O here), the deadline, a loop. Also called
-    by the OpenVINO loop (worker/model/ov_generation.py), with no arguments."""
+    """Checked after every token: the user's stop (a threading.Event, no I/O here), the deadline, a loop (the last
+    1–32 tokens repeated loop_repeats times; 0: not checked). Also called by the OpenVINO loop
+    (worker/model/ov_generation.py), with no arguments."""
 
-    def __init__(self, streamer: TextSoFar, stop, deadline: float, limit_s: float) -> None:
+    def __init__(self, streamer: TextSoFar, stop, deadline: float, limit_s: float, loop_repeats: int = 4) -> None:
         self.streamer, self.stop, self.deadline, self.limit_s = streamer, stop, deadline, limit_s
+        self.loop_repeats = loop_repeats
         self.stopped = False
 
     def __call__(self, input_ids=None, scores=None, **kw):
@@ -32,7 +34,8 @@ class Stop(StoppingCriteria):
             return True
         if time.time() > self.deadline:
             raise JobTimeout(self.limit_s)
-        return find_cycle(self.streamer.ids, max_period=32, min_repeats=4) is not None
+        return bool(self.loop_repeats) and find_cycle(self.streamer.ids, max_period=32,
+                                                      min_repeats=self.loop_repeats) is not None
 
 
 def media_end(ids: torch.Tensor, image_token_id: int | None) -> int:
@@ -45,7 +48,7 @@ def media_end(ids: torch.Tensor, image_token_id: int | None) -> int:
 
 def generate(model, tokenizer, inputs, result: JobResult, *, device: str, max_new_tokens: int, deadline: float,
              limit_s: float, on_text=None, stop=None, cache: PromptCache | None = None, media_key: str | None = None,
-             conversation: str | None = None) -> JobResult:
+             conversation: str | None = None, loop_repeats: int = 4) -> JobResult:
     """result with the raw answer, the token counts and times, truncated, and status cancelled if the user
     stopped it (the text is then partial)."""
     onednn = torch.backends.mkldnn.enabled
@@ -57,7 +60,7 @@ def generate(model, tokenizer, inputs, result: JobResult, *, device: str, max_ne
             torch.backends.mkldnn.enabled = False
 
     streamer = TextSoFar(tokenizer, on_text, decode_mode)
-    stopping = Stop(streamer, stop, deadline, limit_s)
+    stopping = Stop(streamer, stop, deadline, limit_s, loop_repeats)
     inputs = inputs.to(device)
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)

@@ -69,7 +69,7 @@ def _prefill(model, inputs) -> torch.Tensor:
 
 def generate(model, tokenizer, inputs, result: JobResult, *, max_new_tokens: int, deadline: float, limit_s: float,
              on_text=None, stop=None, cache: PromptCache | None = None, media_key: str | None = None,
-             conversation: str | None = None, **_) -> JobResult:
+             conversation: str | None = None, loop_repeats: int = 4, **_) -> JobResult:
     """result with the raw answer, the token counts and times, truncated, and status cancelled if the user stopped
     it (the text is then partial)."""
     lm = model.language_model
@@ -84,7 +84,7 @@ def generate(model, tokenizer, inputs, result: JobResult, *, max_new_tokens: int
     else:
         logits = _prefill(model, inputs)
     eos = eos_ids(model)
-    stopping = Stop(streamer, stop, deadline, limit_s)  # the user's stop, the deadline, a loop: as torch's
+    stopping = Stop(streamer, stop, deadline, limit_s, loop_repeats)  # as torch: the stop, the deadline, a loop
     new: list[int] = []
     while True:
         token = int(logits.argmax())

@@ -16,16 +16,18 @@ from gradio_client import Client, handle_file
 from common import keys
 from scripts import samples
 from scripts.stack import ROOT, wait_for
+from tests.conftest import ENDLESS
 from tests.stack.conftest import cancelled_and_freed, running_job
 
 pytestmark = pytest.mark.integration
-LONG = "Describe the image."  # ~1300 tokens from the tiny fp32 model for this picture: seconds of generation
+LONG = "Describe the image."  # the endless model answers with all 3000 tokens: seconds of generation
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack, tmp_path_factory):
+def stack(make_stack, tmp_path_factory, endless_model):
     st = make_stack()
-    st.start_worker("cancel-api", MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
+    st.start_worker("cancel-api", SMOLVLM2_MODEL_ID=str(endless_model), **ENDLESS, MAX_NEW_TOKENS="3000",
+                    MODEL_DTYPE="float32")
     st.start_web(MAX_NEW_TOKENS="3000")
     st.image = samples.scene_image(tmp_path_factory.mktemp("cancel") / "scene.png", (320, 240))
     return st

@@ -13,15 +13,17 @@ from common.queue import QUEUE
 from common.schemas import ChatRequest, JobStatus, Turn, WorkerState
 from scripts import jobs, samples
 from scripts.stack import wait_for
+from tests.conftest import ENDLESS
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack, tmp_path_factory):
+def stack(make_stack, tmp_path_factory, endless_model):
     st = make_stack(max_new_tokens=3000)
+    st.endless = {"SMOLVLM2_MODEL_ID": str(endless_model), **ENDLESS}  # long_job runs its 3000 tokens on any CPU
     for name in ("cache-a", "cache-b"):
-        st.start_worker(name, MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
+        st.start_worker(name, **st.endless, MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
     d = tmp_path_factory.mktemp("cache-media")
     st.image = st.store.save_upload(samples.scene_image(d / "scene.png", (320, 240)))
     st.other = st.store.save_upload(samples.text_image(d / "text.png"))
@@ -38,8 +40,8 @@ def ask(stack, history, question, ref=None, **kw):
 
 
 def long_job(stack, queue: str = QUEUE) -> ChatRequest:
-    """A job that keeps its worker busy for seconds (the tiny fp32 model writes ~1300 tokens for it); the tests
-    act while it runs and then stop it."""
+    """A job that keeps its worker busy for seconds (the endless model writes all 3000 tokens); the tests act while
+    it runs and then stop it."""
     req = ChatRequest(media=stack.image, question="Describe the image.", max_new_tokens=3000)
     stack.client.submit(req, queue=queue)
     return req
@@ -88,7 +90,7 @@ def test_a_dead_holder_leaves_the_follow_up_to_the_other_worker(stack):
     stack.workers.remove(holder)
     res = ask(stack, [Turn(question="Describe it.", answer=first.answer)], "And then?", conversation="dead")
     assert res.status == JobStatus.ok and res.worker != first.worker
-    stack.start_worker("cache-c", MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
+    stack.start_worker("cache-c", **stack.endless, MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
 
 
 def test_a_follow_up_queued_for_a_killed_worker_is_answered_exactly_once(stack):

@@ -27,11 +27,11 @@ def test_model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def endless_model(test_model, tmp_path_factory) -> Path:
-    """The tiny model with an end-of-answer id past its vocabulary, which it can never write. A worker runs it with
-    ENDLESS (no loop cut), so its answers end only at MAX_NEW_TOKENS, a stop or the time limit, on any CPU: for tests
-    that need a job still running when something happens to it. The tiny model's own answers end after 500–1300
-    tokens (cut as a loop; which tokens, each CPU's rounding decides), and a fast CPU writes those in half a second."""
+def endless_env(test_model, tmp_path_factory) -> dict[str, str]:
+    """A worker's environment whose answers end only at MAX_NEW_TOKENS, a stop or the time limit, on any CPU: the
+    tiny model with an end-of-answer id past its vocabulary (it can never write it), and no loop cut. For tests that
+    need a job still running when something happens to it: the tiny model's own answers end after 500–1300 tokens
+    (cut as a loop; which tokens, each CPU's rounding decides), and a fast CPU writes those in half a second."""
     import json
     import shutil
 
@@ -40,10 +40,7 @@ def endless_model(test_model, tmp_path_factory) -> Path:
     vocab = json.loads((out / "config.json").read_text())["text_config"]["vocab_size"]
     gen = json.loads((out / "generation_config.json").read_text())
     (out / "generation_config.json").write_text(json.dumps({**gen, "eos_token_id": vocab + 1}))
-    return out
-
-
-ENDLESS = {"LOOP_REPEATS": "0"}  # with endless_model as SMOLVLM2_MODEL_ID: answers that never end by themselves
+    return {"SMOLVLM2_MODEL_ID": str(out), "LOOP_REPEATS": "0"}
 
 
 @pytest.fixture(scope="session")

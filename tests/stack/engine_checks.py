@@ -8,7 +8,6 @@ import time
 
 from common.schemas import Box, ChatRequest, JobStatus, OcrRequest, RegionRequest, Turn
 from scripts import jobs, samples
-from tests.conftest import ENDLESS
 
 
 def store_media(stack, folder) -> None:
@@ -57,9 +56,9 @@ def streams_and_stops_at_the_next_token(stack) -> None:
     assert res.generated_tokens < 3000 and time.monotonic() - partial_at < 5
 
 
-def slow_env(endless_model) -> dict[str, str]:
-    """A worker whose answer can end only at the time limit: the endless model, no loop cut, no length limit."""
-    return {"SMOLVLM2_MODEL_ID": str(endless_model), **ENDLESS, "JOB_TIME_LIMIT": "1", "MAX_NEW_TOKENS": "100000"}
+def slow_env(endless_env) -> dict[str, str]:
+    """A worker whose answer can end only at the time limit: endless, with no length limit."""
+    return {**endless_env, "JOB_TIME_LIMIT": "1", "MAX_NEW_TOKENS": "100000"}
 
 
 def the_time_limit_holds(stack, slow_worker) -> None:

@@ -16,7 +16,6 @@ from gradio_client import Client, handle_file
 from common import keys
 from scripts import samples
 from scripts.stack import ROOT, wait_for
-from tests.conftest import ENDLESS
 from tests.stack.conftest import cancelled_and_freed, running_job
 
 pytestmark = pytest.mark.integration
@@ -24,10 +23,9 @@ LONG = "Describe the image."  # the endless model answers with all 3000 tokens: 
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack, tmp_path_factory, endless_model):
+def stack(make_stack, tmp_path_factory, endless_env):
     st = make_stack()
-    st.start_worker("cancel-api", SMOLVLM2_MODEL_ID=str(endless_model), **ENDLESS, MAX_NEW_TOKENS="3000",
-                    MODEL_DTYPE="float32")
+    st.start_worker("cancel-api", **endless_env, MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
     st.start_web(MAX_NEW_TOKENS="3000")
     st.image = samples.scene_image(tmp_path_factory.mktemp("cancel") / "scene.png", (320, 240))
     return st

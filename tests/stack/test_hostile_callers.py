@@ -21,7 +21,6 @@ from common import events, keys
 from common.schemas import JobStatus, WorkerState
 from scripts import samples
 from scripts.stack import wait_for
-from tests.conftest import ENDLESS
 from tests.stack.conftest import peak_rss_mb
 
 pytestmark = pytest.mark.integration
@@ -31,12 +30,11 @@ MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack, tmp_path_factory, endless_model):
+def stack(make_stack, tmp_path_factory, endless_env):
     st = make_stack(max_jobs_per_client=2)
-    # The endless model: a job runs until it is stopped (the long jobs here, the never-read one), on any CPU; the
-    # tiny model's own answers end in 0.5–3 s, by the CPU. Every other call here asks for a few tokens.
-    st.start_worker("hostile", SMOLVLM2_MODEL_ID=str(endless_model), **ENDLESS, MAX_NEW_TOKENS="100000",
-                    MODEL_DTYPE="float32")
+    # Endless: a job runs until it is stopped (the long jobs here, the never-read one), on any CPU; the tiny
+    # model's own answers end in 0.5–3 s, by the CPU. Every other call here asks for a few tokens.
+    st.start_worker("hostile", **endless_env, MAX_NEW_TOKENS="100000", MODEL_DTYPE="float32")
     st.tmp = tmp_path_factory.mktemp("web-tmp")  # the web's system temp folder (in Docker: its writable layer)
     # ABANDON_AFTER_S 2 (default 15): the test waits that long for the never-read job to be found.
     st.start_web(API_KEY=KEY, MAX_UPLOAD_MB="20", UPLOAD_RATE_MB_PER_MIN="60", MAX_JOBS_PER_CLIENT="2",

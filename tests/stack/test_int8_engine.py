@@ -42,6 +42,6 @@ def test_streams_and_stops_at_the_next_token(stack):
     checks.streams_and_stops_at_the_next_token(stack)
 
 
-def test_the_time_limit_holds(stack, endless_model):
+def test_the_time_limit_holds(stack, endless_env):
     checks.the_time_limit_holds(stack, stack.start_worker("int8-slow", MODEL_ENGINE="torch-int8",
-                                                          **checks.slow_env(endless_model)))
+                                                          **checks.slow_env(endless_env)))

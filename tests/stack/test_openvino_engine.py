@@ -62,9 +62,9 @@ def test_streams_and_stops_at_the_next_token(stack):
     checks.streams_and_stops_at_the_next_token(stack)
 
 
-def test_the_time_limit_holds(stack, endless_model):
+def test_the_time_limit_holds(stack, endless_env):
     checks.the_time_limit_holds(stack, stack.start_worker("ov-slow", python=str(OV_PYTHON), timeout=300, **{
-        **stack.ov_env, **checks.slow_env(endless_model)}))
+        **stack.ov_env, **checks.slow_env(endless_env)}))
 
 
 def test_an_export_that_cannot_be_made_is_a_russian_message_per_job(stack, tmp_path):

@@ -13,15 +13,14 @@ from common.queue import QUEUE
 from common.schemas import ChatRequest, JobStatus, Turn, WorkerState
 from scripts import jobs, samples
 from scripts.stack import wait_for
-from tests.conftest import ENDLESS
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack, tmp_path_factory, endless_model):
+def stack(make_stack, tmp_path_factory, endless_env):
     st = make_stack(max_new_tokens=3000)
-    st.endless = {"SMOLVLM2_MODEL_ID": str(endless_model), **ENDLESS}  # long_job runs its 3000 tokens on any CPU
+    st.endless = endless_env  # long_job runs its 3000 tokens on any CPU
     for name in ("cache-a", "cache-b"):
         st.start_worker(name, **st.endless, MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
     d = tmp_path_factory.mktemp("cache-media")
@@ -40,7 +39,7 @@ def ask(stack, history, question, ref=None, **kw):
 
 
 def long_job(stack, queue: str = QUEUE) -> ChatRequest:
-    """A job that keeps its worker busy for seconds (the endless model writes all 3000 tokens); the tests act while
+    """A job that keeps its worker busy for seconds (an endless worker writes all 3000 tokens); the tests act while
     it runs and then stop it."""
     req = ChatRequest(media=stack.image, question="Describe the image.", max_new_tokens=3000)
     stack.client.submit(req, queue=queue)

@@ -13,7 +13,7 @@ from common.schemas import ChatRequest, EventType, JobState, JobStatus, OcrReque
 from common.store import MediaStore
 from scripts import jobs, samples
 from scripts.stack import RedisServer, wait_for
-from tests.conftest import ARTIFACTS, ENDLESS, make_settings, start_worker
+from tests.conftest import ARTIFACTS, make_settings, start_worker
 from web.queue.client import JobClient
 
 pytestmark = pytest.mark.integration
@@ -151,10 +151,10 @@ def test_pickled_message_is_rejected_and_never_loaded(stack, tmp_path):
         svc.stop()
 
 
-def test_time_limit_gives_a_russian_message_and_the_worker_goes_on(stack, tmp_path, endless_model):
+def test_time_limit_gives_a_russian_message_and_the_worker_goes_on(stack, tmp_path, endless_env):
     settings, client, store = stack
-    svc = start_worker(settings, name="slow", SMOLVLM2_MODEL_ID=str(endless_model), **ENDLESS, JOB_TIME_LIMIT="1",
-                       MAX_NEW_TOKENS="100000", MODEL_DTYPE="float32")
+    svc = start_worker(settings, name="slow", **endless_env, JOB_TIME_LIMIT="1", MAX_NEW_TOKENS="100000",
+                       MODEL_DTYPE="float32")
     try:
         ref = store.save_upload(samples.text_image(tmp_path / "t.png"))
         res = jobs.run(client, ChatRequest(media=ref, question="Describe.", max_new_tokens=100000))

@@ -16,6 +16,7 @@ from worker.model.prompt_cache import PromptCache
 from worker.model.streamer import TextSoFar
 
 VISION_INPUTS = ("pixel_values", "pixel_attention_mask")
+LOOP_REPEATS = 4  # as common.settings' default: warm-up and bench calls use it too
 
 
 class Stop(StoppingCriteria):
@@ -23,7 +24,8 @@ class Stop(StoppingCriteria):
     1–32 tokens repeated loop_repeats times; 0: not checked). Also called by the OpenVINO loop
     (worker/model/ov_generation.py), with no arguments."""
 
-    def __init__(self, streamer: TextSoFar, stop, deadline: float, limit_s: float, loop_repeats: int = 4) -> None:
+    def __init__(self, streamer: TextSoFar, stop, deadline: float, limit_s: float,
+                 loop_repeats: int = LOOP_REPEATS) -> None:
         self.streamer, self.stop, self.deadline, self.limit_s = streamer, stop, deadline, limit_s
         self.loop_repeats = loop_repeats
         self.stopped = False
@@ -48,7 +50,7 @@ def media_end(ids: torch.Tensor, image_token_id: int | None) -> int:
 
 def generate(model, tokenizer, inputs, result: JobResult, *, device: str, max_new_tokens: int, deadline: float,
              limit_s: float, on_text=None, stop=None, cache: PromptCache | None = None, media_key: str | None = None,
-             conversation: str | None = None, loop_repeats: int = 4) -> JobResult:
+             conversation: str | None = None, loop_repeats: int = LOOP_REPEATS) -> JobResult:
     """result with the raw answer, the token counts and times, truncated, and status cancelled if the user
     stopped it (the text is then partial)."""
     onednn = torch.backends.mkldnn.enabled

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from common.schemas import JobResult
-from worker.model.generation import Stop, eos_ids, finish, media_end
+from worker.model.generation import LOOP_REPEATS, Stop, eos_ids, finish, media_end
 from worker.model.prompt_cache import PromptCache
 from worker.model.streamer import TextSoFar
 
@@ -69,7 +69,7 @@ def _prefill(model, inputs) -> torch.Tensor:
 
 def generate(model, tokenizer, inputs, result: JobResult, *, max_new_tokens: int, deadline: float, limit_s: float,
              on_text=None, stop=None, cache: PromptCache | None = None, media_key: str | None = None,
-             conversation: str | None = None, loop_repeats: int = 4, **_) -> JobResult:
+             conversation: str | None = None, loop_repeats: int = LOOP_REPEATS, **_) -> JobResult:
     """result with the raw answer, the token counts and times, truncated, and status cancelled if the user stopped
     it (the text is then partial)."""
     lm = model.language_model

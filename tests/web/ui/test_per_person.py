@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from common.errors import too_many_jobs
 from scripts import samples
 from scripts.stack import Stack, wait_for
-from tests.conftest import ARTIFACTS, ENDLESS
+from tests.conftest import ARTIFACTS
 from tests.web.chromium import open_page
 from tests.web.ui.test_ui_flows import LONG_Q, ask, upload_chat, wait_text
 from web.queue.client import JobClient
@@ -20,13 +20,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, test_model, endless_model):
+def stack(tmp_path_factory, test_model, endless_env):
     stack = Stack(tmp_path_factory.mktemp("per-person"), test_model, log_dir=ARTIFACTS / "logs" / "per-person")
     try:
         stack.start_redis()
-        # The endless model: the first browser's answer (3000 tokens) still runs while the others ask, on any CPU.
-        stack.start_worker("person-worker", SMOLVLM2_MODEL_ID=str(endless_model), **ENDLESS, MAX_NEW_TOKENS="3000",
-                           MODEL_DTYPE="float32")
+        # Endless: the first browser's answer (3000 tokens) still runs while the others ask, on any CPU.
+        stack.start_worker("person-worker", **endless_env, MAX_NEW_TOKENS="3000", MODEL_DTYPE="float32")
         stack.start_web("person-web", MAX_NEW_TOKENS="3000", MAX_JOBS_PER_CLIENT="1")
     except BaseException:
         stack.stop()
